@@ -15,11 +15,15 @@ export const PRE_FREEZE_NAME = 'pre-freeze-script';
 export const POST_THAW_NAME = 'post-thaw-script';
 export const CLI_NAME = 'vmware-mysql-snapshot';
 
-const OPERATIONS: Record<string, Operation> = { freeze: 'freeze', thaw: 'thaw', freezefail: 'freezeFail' };
+const OPERATIONS = new Map<string, Operation>([
+  ['freeze', 'freeze'],
+  ['thaw', 'thaw'],
+  ['freezefail', 'freezeFail'],
+]);
 
 /** `freeze`, `thaw`, `freezeFail` in any case (tools.conf's comment spells it `freezefail`). */
 export function parseOperation(word: string | undefined): Operation | undefined {
-  return word === undefined ? undefined : OPERATIONS[word.toLowerCase()];
+  return word === undefined ? undefined : OPERATIONS.get(word.toLowerCase());
 }
 
 export function dispatch(name: string, args: readonly string[]): Invocation {

@@ -1,0 +1,75 @@
+/** The admin's command line: only maps arguments onto operations. */
+import { Command, CommanderError } from 'commander';
+import { configFilePath, loadSettings } from './config';
+import { CLI_NAME } from './dispatch';
+import { EXIT, HookError } from './errors';
+import { runOperation } from './hook';
+import { VERSION } from './version';
+
+export async function runCli(args: readonly string[]): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = new Command(CLI_NAME)
+    .description('Freeze/thaw hook that makes VM snapshots of MySQL and MariaDB consistent')
+    .version(VERSION, '-V, --version')
+    .option('-c, --config <file>', 'configuration file (default: $VMWARE_MYSQL_SNAPSHOT_CONFIG or /etc/vmware-mysql-snapshot.cnf)')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+    .addHelpText('after', `
+Installed as /usr/sbin/pre-freeze-script and /usr/sbin/post-thaw-script (or under
+/etc/vmware-tools/backupScripts.d/ and /etc/qemu/fsfreeze-hook.d/), the same program runs
+the freeze and thaw that the hypervisor's guest agent asks for.
+
+Examples:
+  ${CLI_NAME} freeze && sleep 5 && ${CLI_NAME} thaw   # lock, hold 5 s, release
+  ${CLI_NAME} status --json`);
+  const config = (): string | undefined => program.opts<{ config?: string }>().config;
+
+  program
+    .command('freeze')
+    .description('take the lock as pre-freeze-script does, and return once it is held')
+    .addHelpText('after', `\nExample:\n  ${CLI_NAME} --config /etc/vmware-mysql-snapshot.cnf freeze`)
+    .action(async () => {
+      exitCode = await runOperation('freeze', { configPath: config() });
+    });
+  program
+    .command('thaw')
+    .description('release the lock as post-thaw-script thaw does; non-zero if it was not held throughout')
+    .option('--failed', 'the snapshot failed (as post-thaw-script freezeFail): release, exit 0 once nothing is held')
+    .addHelpText('after', `\nExample:\n  ${CLI_NAME} thaw`)
+    .action(async (options: { failed?: boolean }) => {
+      exitCode = await runOperation(options.failed ? 'freezeFail' : 'thaw', { configPath: config() });
+    });
+  program
+    .command('status')
+    .description('show whether a lock is held now, and how the last run ended')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExample:\n  ${CLI_NAME} status --json`)
+    .action(async (options: { json?: boolean }) => {
+      exitCode = await status(config(), options.json === true);
+    });
+
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.config;
+    throw error;
+  }
+  if (args.length === 0) {
+    process.stdout.write(program.helpInformation());
+  }
+  return exitCode;
+}
+
+async function status(configPath: string | undefined, json: boolean): Promise<number> {
+  const { readStatus, formatStatus } = await import('./status');
+  try {
+    const settings = loadSettings(configFilePath(configPath, process.env), { needCredentials: false });
+    const report = readStatus(settings);
+    process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    return report.phase === 'unknown' ? EXIT.failure : EXIT.ok;
+  } catch (error) {
+    if (!(error instanceof HookError)) throw error;
+    process.stderr.write(`status failed: ${error.message}\n`);
+    return error.exitCode;
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * Freeze: wait for a quiet moment, start the detached holder, and exit 0 only once it holds the lock.
+ * Every way out other than "locked" leaves nothing held: the agent never calls thaw after a failed freeze.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Settings } from './config';
+import { HOLDER_NAME } from './dispatch';
+import { HookError } from './errors';
+import { acquireFreezeLock } from './freezelock';
+import type { Logger } from './log';
+import { checkPrivileges, isServerDown, killConnectionIfOurs, openSession, readProcesslist, type ConnectionProof, type Coordinates, type Session } from './mysql';
+import { identify, isSameProcess, stopProcess } from './processes';
+import { isHolderState, type FromHolder, type HolderStart, type LastRun } from './state';
+import { ensureRunDir, LAST_FILE, readJson, removeFile, STATE_FILE, writeJson } from './statedir';
+import { blockerKey, findBlockers, statementPreview, windowRules, type ProcessRow } from './window';
+
+const POLL_INTERVAL_MS = 250;
+/** After an abandoned attempt, let the writers that queued behind it drain before the next one. */
+const RETRY_PAUSE_MS = 1000;
+/** Time for the holder to start and connect, on top of lock_wait_timeout. */
+const HOLDER_CONNECT_MS = 10_000;
+/** How long past lock_wait_timeout we wait for the holder's own answer before abandoning it. */
+const LOCK_ANSWER_GRACE_MS = 1000;
+
+export interface FreezeResult {
+  outcome: 'locked' | 'skipped';
+  coordinates?: Coordinates;
+  attempts: number;
+  /** from freeze start to lock held */
+  totalMs: number;
+  /** the FLUSH statement alone, last attempt */
+  lockMs?: number;
+  holderPid?: number;
+  /**
+   * Tells the holder that freeze has logged the lock and is about to exit 0; until then a holder whose
+   * freeze disappears releases at once.
+   */
+  acknowledge: () => void;
+}
+
+export async function freeze(settings: Settings, logger: Logger, abort: AbortSignal): Promise<FreezeResult> {
+  const startedAt = Date.now();
+  ensureRunDir(settings.runDir);
+  const releaseFreezeLock = await acquireFreezeLock(settings.runDir);
+  try {
+    refuseIfHeld(settings, logger);
+    let session: Session;
+    try {
+      session = await openSession(settings.client);
+    } catch (error) {
+      if (isServerDown(error) && settings.ifServerDown === 'skip') {
+        logger.warn({ event: 'freeze.server_down', error: (error as Error).message }, 'the server is not running: nothing to quiesce, the snapshot goes ahead (if_server_down = skip)');
+        return { outcome: 'skipped', attempts: 0, totalMs: Date.now() - startedAt, acknowledge: () => undefined };
+      }
+      throw error;
+    }
+    try {
+      await checkPrivileges(session);
+      return await new Freezer(settings, logger, abort, session, startedAt).run();
+    } finally {
+      await session.close();
+    }
+  } finally {
+    await releaseFreezeLock();
+  }
+}
+
+/** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
+function refuseIfHeld(settings: Settings, logger: Logger): void {
+  const read = readJson(settings.runDir, STATE_FILE, isHolderState);
+  if (read.kind === 'missing') return;
+  if (read.kind === 'untrusted') {
+    logger.warn({ event: 'freeze.stale_state', reason: read.reason }, `ignoring and removing untrusted state: ${read.reason}`);
+    removeFile(settings.runDir, STATE_FILE);
+    return;
+  }
+  const state = read.value;
+  const live = (state.phase === 'locking' || state.phase === 'held') && isSameProcess(state.holder);
+  if (live) {
+    const since = state.lockedAt === undefined ? '' : ` since ${new Date(state.lockedAt).toISOString()}`;
+    throw new HookError(
+      'BUSY',
+      `a lock is already ${state.phase === 'held' ? 'held' : 'being taken'} by holder pid ${state.holder.pid}${since}: run "post-thaw-script thaw" to release it first`,
+    );
+  }
+  logger.warn({ event: 'freeze.stale_state', phase: state.phase, holderPid: state.holder.pid }, `clearing state of an earlier run (phase ${state.phase}, holder ${state.holder.pid} is gone)`);
+  const last: LastRun = { ...state, thaw: { operation: 'freeze', at: Date.now(), outcome: state.phase === 'held' ? 'inconsistent' : 'nothing_held' } };
+  writeJson(settings.runDir, LAST_FILE, last);
+  removeFile(settings.runDir, STATE_FILE);
+}
+
+type Attempt = { result: 'locked'; coordinates: Coordinates; waitedMs: number; holder: ChildProcess } | { result: 'timeout' };
+
+class Freezer {
+  private readonly loggedBlockers = new Set<string>();
+  private holder: ChildProcess | undefined;
+  private holderConnection: ConnectionProof | undefined;
+  private attempts = 0;
+  private lastBlockers: ProcessRow[] = [];
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly logger: Logger,
+    private readonly abort: AbortSignal,
+    private readonly session: Session,
+    private readonly startedAt: number,
+  ) {}
+
+  async run(): Promise<FreezeResult> {
+    const deadline = this.startedAt + this.settings.freezeTimeout * 1000;
+    while (true) {
+      this.throwIfAborted();
+      if (Date.now() >= deadline) throw this.timeoutError();
+      const blockers = await this.blockers();
+      if (blockers.length > 0) {
+        await this.pause(Math.min(POLL_INTERVAL_MS, deadline - Date.now()));
+        continue;
+      }
+      this.attempts += 1;
+      const attempt = await this.attemptLock();
+      if (attempt.result === 'locked') {
+        return {
+          outcome: 'locked',
+          coordinates: attempt.coordinates,
+          attempts: this.attempts,
+          totalMs: Date.now() - this.startedAt,
+          lockMs: attempt.waitedMs,
+          holderPid: attempt.holder.pid,
+          acknowledge: () => {
+            attempt.holder.send({ type: 'ack' }); // from here the holder outlives us
+            attempt.holder.disconnect();
+            attempt.holder.unref();
+          },
+        };
+      }
+      await this.pause(Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  private async blockers(): Promise<ProcessRow[]> {
+    const rows = await readProcesslist(this.session);
+    const rules = windowRules({
+      longQueryTime: this.settings.longQueryTime,
+      ignoreCommands: this.settings.ignoreCommands,
+      ignoreUsers: this.settings.ignoreUsers,
+      ownIds: [this.session.server.connectionId],
+    });
+    const blockers = findBlockers(rows, rules);
+    for (const row of blockers) {
+      const key = blockerKey(row);
+      if (this.loggedBlockers.has(key)) continue;
+      this.loggedBlockers.add(key);
+      this.logger.info(
+        { event: 'window.blocked', thread: row.id, user: row.user, host: row.host, db: row.db, command: row.command, seconds: row.timeMs / 1000, state: row.state, statement: statementPreview(row.info) },
+        `waiting: thread ${row.id} (${row.user}) has run a statement for ${(row.timeMs / 1000).toFixed(1)} s`,
+      );
+    }
+    this.lastBlockers = blockers;
+    return blockers;
+  }
+
+  private attemptLock(): Promise<Attempt> {
+    const settings = this.settings;
+    const holder = spawn(process.execPath, [], {
+      argv0: HOLDER_NAME,
+      detached: true, // its own session: not killed with the agent's process group
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'], // qemu-ga waits for EOF on our stdout
+      cwd: '/',
+      env: holderEnvironment(process.env),
+    });
+    this.holder = holder;
+    const start: HolderStart = {
+      type: 'start',
+      client: settings.client,
+      lockWaitTimeout: settings.lockWaitTimeout,
+      maxLockTime: settings.maxLockTime,
+      runDir: settings.runDir,
+      logFile: settings.logFile,
+      freezePid: process.pid,
+      attempt: this.attempts,
+    };
+    holder.send(start);
+    this.logger.debug({ event: 'lock.attempt', attempt: this.attempts, holderPid: holder.pid }, `lock attempt ${this.attempts}`);
+
+    return new Promise<Attempt>((resolve, reject) => {
+      let settled = false;
+      let timer = setTimeout(() => void abandon('the holder did not connect'), HOLDER_CONNECT_MS);
+      const settle = (action: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        holder.removeAllListeners('message');
+        holder.removeAllListeners('exit');
+        this.abort.removeEventListener('abort', onAbort);
+        action();
+      };
+      const abandon = async (why: string): Promise<void> => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.abort.removeEventListener('abort', onAbort);
+        await this.stopHolder();
+        this.logger.warn({ event: 'lock.abandoned', attempt: this.attempts, reason: why }, `lock attempt ${this.attempts} abandoned: ${why}; waiting for the next quiet moment`);
+        resolve({ result: 'timeout' });
+      };
+      const onAbort = (): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        void this.stopHolder().then(() => reject(abortError()));
+      };
+      this.abort.addEventListener('abort', onAbort);
+
+      holder.on('message', (message: FromHolder) => {
+        if (message.type === 'connected') {
+          this.holderConnection = message.connection;
+          clearTimeout(timer);
+          timer = setTimeout(
+            () => void abandon(`not locked within lock_wait_timeout (${settings.lockWaitTimeout} s)`),
+            settings.lockWaitTimeout * 1000 + LOCK_ANSWER_GRACE_MS,
+          );
+        } else if (message.type === 'locked') {
+          settle(() => {
+            this.holder = undefined;
+            resolve({ result: 'locked', coordinates: message.coordinates, waitedMs: message.waitedMs, holder });
+          });
+        } else if (message.timedOut) {
+          settle(() => {
+            this.logger.warn({ event: 'lock.timeout', attempt: this.attempts, error: message.message }, `lock attempt ${this.attempts} timed out on the server (lock_wait_timeout ${settings.lockWaitTimeout} s); waiting for the next quiet moment`);
+            void this.stopHolder().then(() => resolve({ result: 'timeout' }));
+          });
+        } else {
+          settle(() => void this.stopHolder().then(() => reject(new HookError(message.code, message.message))));
+        }
+      });
+      holder.on('error', (error) => {
+        settle(() => reject(new HookError('INTERNAL', `cannot start the lock holder ${process.execPath}: ${error.message}`)));
+      });
+      holder.on('exit', (code, signal) => {
+        settle(() => {
+          this.holder = undefined;
+          reject(new HookError('INTERNAL', `the lock holder exited before locking (${signal ?? `exit code ${code}`})`));
+        });
+      });
+    });
+  }
+
+  /** Stops a holder that does not hold the lock for us: its statement KILLed on the server, the process ended. */
+  private async stopHolder(): Promise<void> {
+    const holder = this.holder;
+    const proof = this.holderConnection;
+    this.holder = undefined;
+    this.holderConnection = undefined;
+    // The server side first: a FLUSH waiting there keeps writers waiting behind it.
+    if (proof !== undefined) {
+      const outcome = await killConnectionIfOurs(this.session, proof).catch(() => 'gone' as const);
+      if (outcome === 'killed') {
+        this.logger.warn({ event: 'connection.killed', thread: proof.id }, `killed the holder's connection ${proof.id} on the server`);
+      }
+    }
+    if (holder?.pid !== undefined) {
+      const identity = identify(holder.pid);
+      if (holder.connected) holder.send({ type: 'abort' });
+      // Our own unreaped child: its PID cannot have been reused, so it is proven ours.
+      if (identity !== null) await stopProcess(identity, 2000);
+    }
+  }
+
+  private async pause(ms: number): Promise<void> {
+    if (ms <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.abort.addEventListener('abort', done, { once: true });
+    });
+    this.throwIfAborted();
+  }
+
+  private throwIfAborted(): void {
+    if (this.abort.aborted) throw abortError();
+  }
+
+  private timeoutError(): HookError {
+    const blockers = this.lastBlockers.slice(0, 3).map((row) => `thread ${row.id} (${row.user}, ${(row.timeMs / 1000).toFixed(0)} s): ${statementPreview(row.info, 80)}`);
+    const because = blockers.length > 0 ? `; still running: ${blockers.join('; ')}` : '';
+    return new HookError(
+      'FREEZE_TIMEOUT',
+      `no lock within freeze_timeout (${this.settings.freezeTimeout} s) after ${this.attempts} attempt(s)${because}. Raise freeze_timeout or long_query_time, or add the user to ignore_users`,
+    );
+  }
+}
+
+function abortError(): HookError {
+  return new HookError('ABORTED', 'freeze aborted by a signal; nothing is held');
+}
+
+/**
+ * The holder's environment: nothing of ours but a safe PATH and the locale. No credentials (they go over
+ * the IPC channel), and no NODE_OPTIONS or other variable that could inject code into a root process.
+ */
+export function holderEnvironment(environment: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const kept: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+  for (const name of ['LANG', 'LC_ALL', 'TZ']) {
+    const value = environment[name];
+    if (value !== undefined) kept[name] = value;
+  }
+  return kept;
+}

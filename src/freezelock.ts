@@ -1,0 +1,45 @@
+/**
+ * One freeze at a time. proper-lockfile's lock (an atomic mkdir, refreshed while we run) plus an owner
+ * record, so that a freeze that was SIGKILLed never blocks the next one: a lock whose owner is provably
+ * gone is broken at once instead of after the staleness period.
+ */
+import * as path from 'node:path';
+import * as lockfile from 'proper-lockfile';
+import { HookError } from './errors';
+import { identify, isSameProcess, type ProcessIdentity } from './processes';
+import { readJson, removeFile, writeJson } from './statedir';
+
+const LOCK_TARGET = 'freeze';
+const OWNER_FILE = 'freeze.owner.json';
+const STALE_MS = 10_000;
+const UPDATE_MS = 2_000;
+
+function isIdentity(value: unknown): value is ProcessIdentity {
+  const identity = value as Partial<ProcessIdentity> | null;
+  return typeof identity === 'object' && identity !== null && Number.isInteger(identity.pid) && typeof identity.startTime === 'string' && typeof identity.name === 'string';
+}
+
+export async function acquireFreezeLock(runDir: string): Promise<() => Promise<void>> {
+  const target = path.join(runDir, LOCK_TARGET);
+  const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: `${target}.lock`, onCompromised: () => undefined };
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(target, options);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+    const owner = readJson(runDir, OWNER_FILE, isIdentity);
+    if (owner.kind === 'ok' && isSameProcess(owner.value)) {
+      throw new HookError('BUSY', `another freeze is running (pid ${owner.value.pid}); only one freeze at a time`);
+    }
+    // The owner is gone (or never recorded itself and the lock is about to go stale): break it once.
+    if (owner.kind === 'missing') throw new HookError('BUSY', 'another freeze is starting; only one freeze at a time');
+    await lockfile.unlock(target, { realpath: false, lockfilePath: `${target}.lock` }).catch(() => undefined);
+    release = await lockfile.lock(target, options);
+  }
+  const self = identify(process.pid);
+  if (self !== null) writeJson(runDir, OWNER_FILE, self);
+  return async () => {
+    removeFile(runDir, OWNER_FILE);
+    await release().catch(() => undefined);
+  };
+}

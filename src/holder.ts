@@ -1,0 +1,259 @@
+/**
+ * pre-freeze-mysql-lock: the process that takes FLUSH TABLES WITH READ LOCK on its own connection and
+ * holds it across the snapshot. Started detached by freeze, which hands it the credentials over the
+ * private IPC channel. While it holds, it writes nothing outside run_dir (the filesystems may be frozen):
+ * it releases first and logs afterwards.
+ */
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { createLogger } from './log';
+import { killConnectionIfOurs, openSession, readCoordinates, serverError, type Coordinates, type Session } from './mysql';
+import { identify, type ProcessIdentity } from './processes';
+import { heldMs, type FromHolder, type HolderStart, type HolderState, type ReleaseReason, type ReleaseReply, type ToHolder } from './state';
+import { removeFile, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
+
+/** ER_LOCK_WAIT_TIMEOUT, ER_STATEMENT_TIMEOUT (MariaDB max_statement_time), ER_QUERY_TIMEOUT (MySQL) */
+const LOCK_TIMEOUT_ERRNOS = new Set([1205, 1969, 3024]);
+const START_MESSAGE_TIMEOUT_MS = 10_000;
+
+export async function runHolder(): Promise<number> {
+  if (process.send === undefined) {
+    process.stderr.write('pre-freeze-mysql-lock is started by pre-freeze-script; it is not run by hand\n');
+    return 2;
+  }
+  const start = await firstMessage();
+  if (start === undefined) return 1;
+  return new Holder(start).run();
+}
+
+function firstMessage(): Promise<HolderStart | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), START_MESSAGE_TIMEOUT_MS);
+    process.once('message', (message: ToHolder) => {
+      clearTimeout(timer);
+      resolve(message.type === 'start' ? message : undefined);
+    });
+    process.once('disconnect', () => resolve(undefined));
+  });
+}
+
+class Holder {
+  private readonly identity: ProcessIdentity;
+  private session: Session | undefined;
+  private state: HolderState;
+  private acknowledged = false;
+  private statementRunning = false;
+  private releasing: Promise<void> | undefined;
+  private readonly replies: Array<Promise<void>> = [];
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private server: net.Server | undefined;
+  private resolveDone: (code: number) => void = () => {};
+  private readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
+
+  constructor(private readonly start: HolderStart) {
+    this.identity = identify(process.pid) ?? { pid: process.pid, startTime: '', name: path.basename(process.argv0) };
+    this.state = {
+      version: 1,
+      phase: 'locking',
+      holder: this.identity,
+      freezePid: start.freezePid,
+      connection: null,
+      startedAt: Date.now(),
+      maxLockTime: start.maxLockTime,
+    };
+  }
+
+  async run(): Promise<number> {
+    process.on('message', (message: ToHolder) => {
+      if (message.type === 'ack') {
+        this.acknowledged = true;
+        process.disconnect?.();
+      } else if (message.type === 'abort') {
+        void this.stop('aborted', 'freeze aborted');
+      }
+    });
+    // Freeze gone before it acknowledged the lock: it failed, the agent will not call thaw. Release now.
+    process.on('disconnect', () => {
+      if (!this.acknowledged) void this.stop('aborted', 'freeze exited before acknowledging the lock');
+    });
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      process.on(signal, () => void this.stop('aborted', `received ${signal}`));
+    }
+    void this.lock();
+    return this.done;
+  }
+
+  private send(message: FromHolder): void {
+    if (process.connected) process.send?.(message);
+  }
+
+  private async lock(): Promise<void> {
+    const { client, lockWaitTimeout, maxLockTime } = this.start;
+    try {
+      this.session = await openSession(client);
+    } catch (error) {
+      return this.fail(error, false);
+    }
+    const session = this.session;
+    const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
+    this.state = { ...this.state, connection };
+    this.saveState();
+    this.send({ type: 'connected', connection });
+    session.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
+
+    // The server bounds the lock statement itself, so a writer never waits behind it for long even if
+    // we are gone (a FLUSH given up on by the client keeps running on the server).
+    const bound = session.server.isMariaDB ? `SET STATEMENT max_statement_time=${lockWaitTimeout} FOR ` : '';
+    const tag = `/* vmware-mysql-snapshot holder ${process.pid} */`;
+    const startedAt = Date.now();
+    try {
+      // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time.
+      await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}`);
+      await session.connection.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
+      this.statementRunning = true;
+      // Flushing without the global lock first makes the locked flush short (not written to the binlog).
+      await session.connection.query(`${bound}FLUSH NO_WRITE_TO_BINLOG TABLES ${tag}`);
+      await session.connection.query(`${bound}FLUSH TABLES WITH READ LOCK ${tag}`);
+    } catch (error) {
+      this.statementRunning = false;
+      if (this.releasing !== undefined) return;
+      return this.fail(error, LOCK_TIMEOUT_ERRNOS.has(Number((error as { errno?: unknown }).errno)));
+    }
+    this.statementRunning = false;
+    if (this.releasing !== undefined) return; // aborted while the statement ran: its socket is closed
+    const lockedAt = Date.now();
+    let coordinates: Coordinates;
+    try {
+      coordinates = await readCoordinates(session);
+      await this.listen();
+    } catch (error) {
+      await session.connection.query('UNLOCK TABLES').catch(() => undefined);
+      return this.fail(error, false);
+    }
+    this.state = { ...this.state, phase: 'held', lockedAt, coordinates };
+    this.saveState();
+    this.expiryTimer = setTimeout(() => void this.stop('expired', `max_lock_time (${maxLockTime} s) reached`), maxLockTime * 1000);
+    this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
+    if (!process.connected && !this.acknowledged) void this.stop('aborted', 'freeze exited before acknowledging the lock');
+  }
+
+  private async fail(error: unknown, timedOut: boolean): Promise<void> {
+    const hookError = serverError(error, 'taking FLUSH TABLES WITH READ LOCK', this.session?.server.account);
+    this.send({ type: 'failed', code: hookError.code, message: hookError.message, timedOut });
+    await this.stop('aborted', hookError.message);
+  }
+
+  /** Thaw's socket: one JSON request line, one JSON reply line. */
+  private listen(): Promise<void> {
+    const socketPath = path.join(this.start.runDir, SOCKET_FILE);
+    removeFile(this.start.runDir, SOCKET_FILE);
+    const server = net.createServer((socket) => {
+      let buffer = '';
+      socket.setEncoding('utf8');
+      socket.on('error', () => socket.destroy());
+      socket.on('data', (chunk: string) => {
+        if (buffer.includes('\n')) return; // one request per connection
+        buffer += chunk;
+        if (!buffer.includes('\n')) return;
+        const reason = parseReleaseReason(buffer);
+        const replied = this.stop(reason, `${reason} asked`).then(
+          () =>
+            new Promise<void>((resolve) => {
+              const reply: ReleaseReply = {
+                phase: this.state.phase,
+                heldMs: heldMs(this.state),
+                expired: this.state.phase === 'expired',
+              };
+              socket.end(`${JSON.stringify(reply)}\n`, () => resolve());
+            }),
+        );
+        this.replies.push(replied);
+      });
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+  }
+
+  /**
+   * Releases (or abandons the attempt) exactly once: UNLOCK on our own connection and the outcome
+   * recorded in run_dir, before anything else. Resolves once released; the rest (closing, logging,
+   * exiting) follows.
+   */
+  private stop(reason: ReleaseReason, detail: string): Promise<void> {
+    if (this.releasing === undefined) {
+      this.releasing = this.release(reason, detail);
+      void this.releasing.then(() => this.finish(detail));
+    }
+    return this.releasing;
+  }
+
+  private async release(reason: ReleaseReason, detail: string): Promise<void> {
+    clearTimeout(this.expiryTimer);
+    const wasHeld = this.state.phase === 'held';
+    let phase: HolderState['phase'] = reason === 'expired' ? 'expired' : reason === 'lost' ? 'lost' : wasHeld ? 'released' : 'aborted';
+    if (wasHeld && reason !== 'lost') {
+      try {
+        await this.session?.connection.query('UNLOCK TABLES');
+      } catch {
+        phase = 'lost'; // the connection is gone, and with it the lock (the server released it)
+      }
+    } else if (this.statementRunning && this.session !== undefined) {
+      await this.abandonLockStatement(this.session);
+    }
+    this.state = { ...this.state, phase, releasedAt: Date.now(), releaseReason: reason, detail };
+    this.saveState();
+  }
+
+  /** A FLUSH still waiting on the server would keep writers waiting: close our socket and KILL the id. */
+  private async abandonLockStatement(session: Session): Promise<void> {
+    session.destroy();
+    const proof = this.state.connection;
+    if (proof === null) return;
+    try {
+      const killer = await openSession(this.start.client, { connectTimeoutMs: 2000 });
+      try {
+        await killConnectionIfOurs(killer, proof);
+      } finally {
+        await killer.close();
+      }
+    } catch {
+      // the server bounds the statement by lock_wait_timeout anyway
+    }
+  }
+
+  /** After the release: from here on we may write to disk. */
+  private async finish(detail: string): Promise<void> {
+    await Promise.all(this.replies);
+    this.server?.close();
+    removeFile(this.start.runDir, SOCKET_FILE);
+    await this.session?.close();
+    const { phase } = this.state;
+    const logger = createLogger(this.start.logFile, 'hold');
+    const fields = { heldMs: heldMs(this.state), coordinates: this.state.coordinates, reason: this.state.releaseReason };
+    if (phase === 'released') logger.info({ event: 'lock.released', ...fields }, `lock released (${detail})`);
+    else if (phase === 'expired') logger.error({ event: 'lock.expired', ...fields }, `lock released by itself: ${detail}; the snapshot may not be consistent`);
+    else if (phase === 'lost') logger.error({ event: 'lock.lost', ...fields }, `lock lost: ${detail}`);
+    else logger.warn({ event: 'lock.aborted', ...fields }, `lock attempt stopped: ${detail}`);
+    this.resolveDone(phase === 'released' ? 0 : 1);
+  }
+
+  private saveState(): void {
+    try {
+      writeJson(this.start.runDir, STATE_FILE, this.state);
+    } catch {
+      // run_dir vanished under us: thaw finds no state and the socket still answers
+    }
+  }
+}
+
+function parseReleaseReason(line: string): 'thaw' | 'freezeFail' {
+  try {
+    const request = JSON.parse(line.slice(0, line.indexOf('\n'))) as { op?: unknown; reason?: unknown };
+    return request.reason === 'freezeFail' ? 'freezeFail' : 'thaw';
+  } catch {
+    return 'thaw';
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * JSON lines, written synchronously (an asynchronous logger loses lines when the process exits or the
+ * filesystem freezes). Every line carries the operation, the pid and an `event` name.
+ *
+ * If the log file cannot be opened (unwritable, its filesystem full or missing), the operation still goes
+ * ahead and logs to stderr: the snapshot matters more than its log, and the coordinates are also in
+ * run_dir and on stdout.
+ */
+import * as fs from 'node:fs';
+import pino from 'pino';
+
+export type Logger = pino.Logger;
+
+export type LogEvent =
+  | 'config.warning'
+  | 'freeze.start'
+  | 'freeze.busy'
+  | 'freeze.stale_state'
+  | 'freeze.server_down'
+  | 'freeze.failed'
+  | 'freeze.timeout'
+  | 'freeze.aborted'
+  | 'window.blocked'
+  | 'window.quiet'
+  | 'lock.attempt'
+  | 'lock.acquired'
+  | 'lock.timeout'
+  | 'lock.abandoned'
+  | 'lock.released'
+  | 'lock.expired'
+  | 'lock.lost'
+  | 'lock.aborted'
+  | 'holder.failed'
+  | 'holder.killed'
+  | 'connection.killed'
+  | 'thaw.start'
+  | 'thaw.nothing_held'
+  | 'thaw.released'
+  | 'thaw.inconsistent'
+  | 'thaw.failed'
+  | 'log.unwritable';
+
+export function createLogger(logFile: string, operation: string): Logger {
+  const base = { op: operation, pid: process.pid };
+  const options: pino.LoggerOptions = {
+    base,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  let fd = 2;
+  let openError: Error | undefined;
+  try {
+    fd = fs.openSync(logFile, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o640);
+  } catch (error) {
+    openError = error as Error;
+  }
+  const logger = pino(options, new LineWriter(fd));
+  if (openError !== undefined) {
+    logger.warn({ event: 'log.unwritable', logFile, error: openError.message }, `cannot open log file ${logFile}; logging to stderr`);
+  }
+  return logger;
+}
+
+/**
+ * A synchronous destination that never throws: one write(2) per line; if the file refuses a line (disk
+ * full, I/O error), that line and the rest go to stderr.
+ */
+class LineWriter {
+  constructor(private fd: number) {}
+
+  write(line: string): void {
+    try {
+      fs.writeSync(this.fd, line);
+    } catch {
+      if (this.fd === 2) return;
+      this.fd = 2;
+      this.write(line);
+    }
+  }
+}
+
+/** A logger for the moments when nothing may be written to disk (the holder while it holds). */
+export function silentLogger(): Logger {
+  return pino({ enabled: false });
+}

@@ -1,0 +1,30 @@
+/**
+ * Entry point. What to do is decided by the name we were started under: basename(process.argv0), the
+ * symlink's name (process.argv[0] is the real executable). Each branch loads only what it needs.
+ */
+import * as path from 'node:path';
+import { dispatch } from './dispatch';
+import { EXIT } from './errors';
+
+async function main(): Promise<number> {
+  const invocation = dispatch(path.basename(process.argv0), process.argv.slice(2));
+  switch (invocation.kind) {
+    case 'hook':
+      return (await import('./hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg });
+    case 'holder':
+      return (await import('./holder')).runHolder();
+    case 'cli':
+      return (await import('./cli')).runCli(invocation.args);
+    case 'usage':
+      process.stderr.write(`${invocation.message}\n`);
+      return EXIT.config;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`internal error: ${(error as Error)?.message ?? String(error)}\n`);
+    process.exit(EXIT.failure);
+  },
+);

@@ -1,0 +1,261 @@
+/**
+ * The MySQL/MariaDB session: connecting with errors that say what to fix, the processlist, the binary-log
+ * coordinates, privilege checks, and a KILL that first proves the connection is ours.
+ */
+import * as mysql from 'mysql2/promise';
+import type { ClientSettings } from './config';
+import { HookError } from './errors';
+import type { ProcessRow } from './window';
+
+export interface ServerInfo {
+  version: string;
+  isMariaDB: boolean;
+  connectionId: number;
+  /** CURRENT_USER(): the account the server matched, as user@host */
+  account: string;
+  logBin: boolean;
+  /** epoch ms at which the server started (now - Uptime): with the connection id it names one connection */
+  startedAt: number;
+}
+
+export interface Session {
+  readonly connection: mysql.Connection;
+  readonly server: ServerInfo;
+  close(): Promise<void>;
+  /** Closes the socket at once, without waiting for a running statement. */
+  destroy(): void;
+}
+
+export interface Coordinates {
+  binlog: { file: string; position: number } | null;
+  gtid: string | null;
+}
+
+/** Identifies one connection for a KILL: same server lifetime, same id, same user. */
+export interface ConnectionProof {
+  id: number;
+  user: string;
+  serverStartedAt: number;
+}
+
+const SERVER_DOWN_CODES = new Set(['ENOENT', 'ECONNREFUSED']);
+
+export async function openSession(client: ClientSettings, options: { connectTimeoutMs?: number } = {}): Promise<Session> {
+  let connection: mysql.Connection;
+  try {
+    connection = await mysql.createConnection({
+      user: client.user,
+      password: client.password,
+      ...(client.socket !== undefined || client.host === undefined || client.host === 'localhost'
+        ? { socketPath: client.socket ?? '/run/mysqld/mysqld.sock' }
+        : { host: client.host, port: client.port ?? 3306 }),
+      connectTimeout: options.connectTimeoutMs ?? 10_000,
+      supportBigNumbers: true,
+      multipleStatements: false,
+    });
+  } catch (error) {
+    throw connectError(error, client);
+  }
+  try {
+    const server = await readServerInfo(connection);
+    return {
+      connection,
+      server,
+      close: () => connection.end().catch(() => connection.destroy()),
+      destroy: () => connection.destroy(),
+    };
+  } catch (error) {
+    connection.destroy();
+    throw serverError(error, 'reading the server version');
+  }
+}
+
+async function readServerInfo(connection: mysql.Connection): Promise<ServerInfo> {
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(
+    'SELECT @@version AS version, CONNECTION_ID() AS id, CURRENT_USER() AS account, @@log_bin AS logBin, UNIX_TIMESTAMP(NOW(3)) AS now',
+  );
+  const [status] = await connection.query<mysql.RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Uptime'");
+  const row = rows[0] ?? {};
+  const uptime = Number(status[0]?.['Value'] ?? 0);
+  return {
+    version: String(row['version']),
+    isMariaDB: /mariadb/i.test(String(row['version'])),
+    connectionId: Number(row['id']),
+    account: String(row['account']),
+    logBin: Number(row['logBin']) === 1,
+    startedAt: Math.round((Number(row['now']) - uptime) * 1000),
+  };
+}
+
+export function isServerDown(error: unknown): boolean {
+  if (error instanceof HookError) return error.code === 'SERVER_DOWN';
+  return SERVER_DOWN_CODES.has(String((error as { code?: unknown }).code));
+}
+
+function describeTarget(client: ClientSettings): string {
+  return client.socket !== undefined || client.host === undefined || client.host === 'localhost'
+    ? `socket ${client.socket ?? '/run/mysqld/mysqld.sock'}`
+    : `${client.host}:${client.port ?? 3306}`;
+}
+
+export function connectError(error: unknown, client: ClientSettings): HookError {
+  const code = String((error as { code?: unknown }).code);
+  const message = (error as Error).message;
+  if (SERVER_DOWN_CODES.has(code)) {
+    return new HookError('SERVER_DOWN', `the server is not running (${describeTarget(client)}: ${code})`, { cause: error });
+  }
+  if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
+    return new HookError(
+      'ACCESS',
+      `the server refused the login (${message}): check user and password in [client] of the configuration file`,
+      { cause: error },
+    );
+  }
+  return serverError(error, `connecting to ${describeTarget(client)}`);
+}
+
+/** Any other server error, with the missing privilege and the GRANT that adds it where we can tell. */
+export function serverError(error: unknown, doing: string, account?: string): HookError {
+  if (error instanceof HookError) return error;
+  const errno = (error as { errno?: unknown }).errno;
+  const message = (error as Error).message;
+  if (errno === 1227 || errno === 1142) {
+    const privileges = /\(at least one of\) the (.+?) privilege/.exec(message)?.[1];
+    const grant = privileges === undefined ? '' : `: ${grantStatement(privileges.split(/,\s*/).slice(-1), account)}`;
+    return new HookError('PRIVILEGE', `missing privilege while ${doing} (${message})${grant}`, { cause: error });
+  }
+  return new HookError('SERVER', `server error while ${doing}: ${message}`, { cause: error });
+}
+
+export function grantStatement(privileges: readonly string[], account = 'USER@HOST'): string {
+  const at = account.lastIndexOf('@');
+  const quoted = at < 0 ? account : `'${account.slice(0, at)}'@'${account.slice(at + 1)}'`;
+  return `GRANT ${privileges.join(', ')} ON *.* TO ${quoted};`;
+}
+
+/** Global privileges of the current account, from SHOW GRANTS (which, unlike I_S, includes roles). */
+export async function globalPrivileges(session: Session): Promise<Set<string>> {
+  const [rows] = await session.connection.query<mysql.RowDataPacket[]>('SHOW GRANTS');
+  const privileges = new Set<string>();
+  for (const row of rows) {
+    const line = String(Object.values(row)[0]);
+    const match = /^GRANT (.+?) ON \*\.\* TO /i.exec(line);
+    if (match?.[1] === undefined) continue;
+    for (const privilege of match[1].split(',')) privileges.add(privilege.trim().toUpperCase());
+  }
+  return privileges;
+}
+
+/**
+ * The privileges a freeze needs that the account lacks, each as the name to GRANT. PROCESS matters most:
+ * without it the processlist shows only our own threads and every moment looks quiet.
+ */
+export function missingPrivileges(granted: ReadonlySet<string>, server: Pick<ServerInfo, 'isMariaDB' | 'logBin'>): string[] {
+  if (granted.has('ALL PRIVILEGES') || granted.has('ALL')) return [];
+  const needs: Array<{ grant: string; anyOf: string[] }> = [
+    { grant: 'RELOAD', anyOf: ['RELOAD'] },
+    { grant: 'PROCESS', anyOf: ['PROCESS'] },
+  ];
+  if (server.logBin) {
+    needs.push(
+      server.isMariaDB
+        ? { grant: 'BINLOG MONITOR', anyOf: ['BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER'] }
+        : { grant: 'REPLICATION CLIENT', anyOf: ['REPLICATION CLIENT', 'SUPER'] },
+    );
+  }
+  return needs.filter((need) => !need.anyOf.some((name) => granted.has(name))).map((need) => need.grant);
+}
+
+export async function checkPrivileges(session: Session): Promise<void> {
+  let granted: Set<string>;
+  try {
+    granted = await globalPrivileges(session);
+  } catch {
+    return; // cannot tell: the statements themselves will name what is missing
+  }
+  const missing = missingPrivileges(granted, session.server);
+  if (missing.length > 0) {
+    throw new HookError(
+      'PRIVILEGE',
+      `account ${session.server.account} lacks the ${missing.join(', ')} privilege${missing.length > 1 ? 's' : ''}: ` +
+        `run ${grantStatement(missing, session.server.account)}`,
+    );
+  }
+}
+
+export async function readProcesslist(session: Session): Promise<ProcessRow[]> {
+  const time = session.server.isMariaDB ? 'TIME_MS' : 'TIME * 1000';
+  const [rows] = await session.connection.query<mysql.RowDataPacket[]>(
+    `SELECT ID AS id, USER AS user, HOST AS host, DB AS db, COMMAND AS command, ${time} AS timeMs, STATE AS state, INFO AS info FROM information_schema.PROCESSLIST`,
+  );
+  return rows.map((row) => ({
+    id: Number(row['id']),
+    user: String(row['user'] ?? ''),
+    host: String(row['host'] ?? ''),
+    db: row['db'] === null ? null : String(row['db']),
+    command: String(row['command'] ?? ''),
+    timeMs: Number(row['timeMs'] ?? 0),
+    state: row['state'] === null ? null : String(row['state']),
+    info: row['info'] === null ? null : String(row['info']),
+  }));
+}
+
+const ER_PARSE_ERROR = 1064;
+
+/** Binary-log position and GTID. A server without a binary log gives { binlog: null }. */
+export async function readCoordinates(session: Session): Promise<Coordinates> {
+  const status = await firstSupported(session, ['SHOW MASTER STATUS', 'SHOW BINARY LOG STATUS']);
+  const row = status[0];
+  const binlog =
+    row === undefined ? null : { file: String(row['File']), position: Number(row['Position']) };
+  const gtidVariable = session.server.isMariaDB ? '@@global.gtid_binlog_pos' : '@@global.gtid_executed';
+  let gtid: string | null = null;
+  try {
+    const [rows] = await session.connection.query<mysql.RowDataPacket[]>(`SELECT ${gtidVariable} AS gtid`);
+    const value = rows[0]?.['gtid'];
+    gtid = value === null || value === undefined || value === '' ? null : String(value);
+  } catch {
+    gtid = null;
+  }
+  return { binlog, gtid };
+}
+
+/** Runs the first statement the server understands, falling back on a syntax error only. */
+async function firstSupported(session: Session, statements: readonly string[]): Promise<mysql.RowDataPacket[]> {
+  let lastError: unknown;
+  for (const statement of statements) {
+    try {
+      const [rows] = await session.connection.query<mysql.RowDataPacket[]>(statement);
+      return rows;
+    } catch (error) {
+      if ((error as { errno?: unknown }).errno !== ER_PARSE_ERROR) throw error;
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+/**
+ * KILLs a connection only after proving it is the one we mean: same server lifetime (ids restart at a
+ * server restart), same id, same user. Returns what happened.
+ */
+export async function killConnectionIfOurs(
+  session: Session,
+  proof: ConnectionProof,
+): Promise<'killed' | 'gone' | 'not-ours'> {
+  if (Math.abs(session.server.startedAt - proof.serverStartedAt) > 2000) return 'gone'; // restarted since
+  const [rows] = await session.connection.query<mysql.RowDataPacket[]>(
+    'SELECT USER AS user FROM information_schema.PROCESSLIST WHERE ID = ?',
+    [proof.id],
+  );
+  const row = rows[0];
+  if (row === undefined) return 'gone';
+  if (String(row['user']) !== proof.user) return 'not-ours';
+  try {
+    await session.connection.query(`KILL CONNECTION ${Number(proof.id)}`);
+  } catch (error) {
+    if ((error as { errno?: unknown }).errno === 1094) return 'gone'; // ER_NO_SUCH_THREAD: ended meanwhile
+    throw error;
+  }
+  return 'killed';
+}

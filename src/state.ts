@@ -1,0 +1,95 @@
+/**
+ * What the holder records in run_dir, and the messages between freeze, holder and thaw.
+ * freeze -> holder: IPC channel of the spawned child (private; carries the credentials).
+ * thaw -> holder: a Unix socket in run_dir (mode 700, so only root can connect).
+ */
+import type { ClientSettings } from './config';
+import type { ErrorCode } from './errors';
+import type { Coordinates, ConnectionProof } from './mysql';
+import type { ProcessIdentity } from './processes';
+
+export type HolderPhase = 'locking' | 'held' | 'released' | 'expired' | 'lost' | 'aborted';
+
+export type ReleaseReason = 'thaw' | 'freezeFail' | 'expired' | 'lost' | 'aborted';
+
+export interface HolderState {
+  version: 1;
+  phase: HolderPhase;
+  holder: ProcessIdentity;
+  freezePid: number;
+  connection: ConnectionProof | null;
+  startedAt: number;
+  lockedAt?: number;
+  releasedAt?: number;
+  releaseReason?: ReleaseReason;
+  maxLockTime: number;
+  coordinates?: Coordinates;
+  /** a human sentence for `lost` and `aborted` */
+  detail?: string;
+}
+
+/** What thaw made of a holder's state, kept as last.json for `status`. */
+export interface LastRun extends HolderState {
+  thaw: { operation: string; at: number; outcome: 'released' | 'nothing_held' | 'inconsistent' };
+}
+
+const PHASES: readonly string[] = ['locking', 'held', 'released', 'expired', 'lost', 'aborted'];
+
+export function isHolderState(value: unknown): value is HolderState {
+  if (typeof value !== 'object' || value === null) return false;
+  const state = value as Partial<HolderState>;
+  const holder = state.holder as Partial<ProcessIdentity> | undefined;
+  return (
+    state.version === 1 &&
+    typeof state.phase === 'string' &&
+    PHASES.includes(state.phase) &&
+    typeof holder === 'object' &&
+    holder !== null &&
+    Number.isInteger(holder.pid) &&
+    (holder.pid ?? 0) > 1 &&
+    typeof holder.startTime === 'string' &&
+    typeof holder.name === 'string' &&
+    typeof state.startedAt === 'number'
+  );
+}
+
+export function isLastRun(value: unknown): value is LastRun {
+  return isHolderState(value) && typeof (value as Partial<LastRun>).thaw === 'object';
+}
+
+export interface HolderStart {
+  type: 'start';
+  client: ClientSettings;
+  lockWaitTimeout: number;
+  maxLockTime: number;
+  runDir: string;
+  logFile: string;
+  freezePid: number;
+  attempt: number;
+}
+
+export type ToHolder = HolderStart | { type: 'ack' } | { type: 'abort' };
+
+export type FromHolder =
+  | { type: 'connected'; connection: ConnectionProof }
+  | { type: 'locked'; coordinates: Coordinates; lockedAt: number; waitedMs: number }
+  | { type: 'failed'; code: ErrorCode; message: string; timedOut: boolean };
+
+/** thaw -> holder, one JSON line */
+export interface ReleaseRequest {
+  op: 'release';
+  reason: 'thaw' | 'freezeFail';
+}
+
+/** holder -> thaw, one JSON line */
+export interface ReleaseReply {
+  phase: HolderPhase;
+  heldMs: number | null;
+  expired: boolean;
+}
+
+/** How long the lock was (or has been) held, in ms; null if it never was. */
+export function heldMs(state: Pick<HolderState, 'lockedAt' | 'releasedAt'>, now = Date.now()): number | null {
+  if (state.lockedAt === undefined) return null;
+  return (state.releasedAt ?? now) - state.lockedAt;
+}
