@@ -1,0 +1,281 @@
+/**
+ * The freeze / hold / thaw cycle, end to end: the BUILT executable under its installed names against a
+ * real throwaway MariaDB.
+ */
+import { after, before, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { makeHookSetup, readLog, runHook, spawnHook, type HookSetup } from '../support/hook';
+import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
+
+let server: TestServer;
+
+before(async () => {
+  server = await startMariaDB();
+  await server.query('CREATE TABLE app.other (id INT AUTO_INCREMENT PRIMARY KEY, at BIGINT) ENGINE=InnoDB');
+  await server.query('INSERT INTO app.t (v) VALUES (1), (2), (3)');
+});
+
+after(async () => {
+  await server.remove();
+});
+
+/** An INSERT that waits at most 1 s for locks: resolves with the error code, or 'ok'. */
+async function tryInsert(): Promise<string> {
+  const connection = await server.connect();
+  try {
+    await connection.query('SET SESSION lock_wait_timeout = 1');
+    await connection.query("INSERT INTO app.t (v, note) VALUES (42, 'probe')");
+    return 'ok';
+  } catch (error) {
+    return String((error as { code?: string }).code);
+  } finally {
+    await connection.end();
+  }
+}
+
+function holderProcesses(): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv0 = fs.readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0')[0] ?? '';
+      const state = fs.readFileSync(`/proc/${entry}/stat`, 'latin1').split(') ')[1]?.[0];
+      if (path.basename(argv0) === 'pre-freeze-mysql-lock' && state !== 'Z') pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+async function snapshotUserConnections(): Promise<RowDataPacket[]> {
+  return server.query<RowDataPacket[]>("SELECT ID, COMMAND, INFO FROM information_schema.PROCESSLIST WHERE USER = 'snapshot'");
+}
+
+function events(setup: HookSetup): string[] {
+  return readLog(setup).map((line) => String(line['event']));
+}
+
+function lineOf(setup: HookSetup, event: string): Record<string, unknown> {
+  const line = readLog(setup).find((entry) => entry['event'] === event);
+  assert.ok(line, `log has no ${event} line; events: ${events(setup).join(', ')}`);
+  return line;
+}
+
+async function assertNothingLeft(): Promise<void> {
+  assert.equal(await tryInsert(), 'ok', 'writes flow');
+  assert.deepEqual(holderProcesses(), [], 'no lock holder process is left');
+  // The holder closes its connection just after answering; give the server a moment to drop it.
+  for (let i = 0; i < 50 && (await snapshotUserConnections()).length > 0; i += 1) await sleep(20);
+  assert.deepEqual(await snapshotUserConnections(), [], 'no connection of ours is left on the server');
+}
+
+/** A hook setup whose lock, if a failing test leaves one, is released when the test ends. */
+function newSetup(context: TestContext, options: Parameters<typeof makeHookSetup>[1] = {}): HookSetup {
+  const setup = makeHookSetup(server, options);
+  context.after(async () => {
+    await runHook(setup, 'post-thaw-script', ['freezeFail']);
+  });
+  return setup;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+test('freeze holds the lock, records the coordinates, and thaw releases it', async (context) => {
+  const setup = newSetup(context);
+  const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
+  assert.equal(frozen.code, 0, frozen.stderr);
+  assert.match(frozen.stdout, /^locked: binlog binlog\.\d+:\d+/);
+
+  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'a write is blocked while frozen');
+  const [status] = await server.query<RowDataPacket[]>('SHOW MASTER STATUS');
+  const acquired = lineOf(setup, 'lock.acquired') as { coordinates: { binlog: { file: string; position: number } } };
+  assert.deepEqual(acquired.coordinates.binlog, { file: status?.['File'], position: Number(status?.['Position']) });
+
+  const statusOutput = await runHook(setup, 'vmware-mysql-snapshot', ['status', '--json']);
+  const report = JSON.parse(statusOutput.stdout) as { phase: string; current: { holderAlive: boolean } };
+  assert.equal(report.phase, 'holding');
+  assert.equal(report.current.holderAlive, true);
+
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(thawed.code, 0, thawed.stderr);
+  assert.match(thawed.stdout, /^released after \d+ ms/);
+  await assertNothingLeft();
+  assert.deepEqual(
+    events(setup).filter((event) => event.startsWith('lock.') || event.startsWith('thaw.')),
+    ['lock.acquired', 'thaw.start', 'lock.released', 'thaw.released'],
+  );
+  for (const line of readLog(setup)) {
+    assert.equal(typeof line['op'], 'string');
+    assert.equal(typeof line['pid'], 'number');
+  }
+
+  const again = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(again.code, 0, 'thaw twice is fine');
+  assert.equal(events(setup).at(-1), 'thaw.nothing_held');
+});
+
+test('the freeze pipe reaches EOF while the holder lives on, and the holder has no password or NODE_OPTIONS', async (context) => {
+  const setup = newSetup(context);
+  // runHook resolves on 'close': both pipes at EOF. A holder that inherited them would keep them open.
+  const frozen = await runHook(setup, 'pre-freeze-script', ['freeze', 'scriptArg'], {
+    env: { NODE_OPTIONS: '--require /nonexistent/inject.js', MYSQL_PWD: TEST_USER.password },
+    timeoutMs: 15_000,
+  });
+  assert.equal(frozen.code, 0, frozen.stderr);
+  const [holder] = holderProcesses();
+  assert.ok(holder !== undefined, 'the holder outlives freeze');
+  const environment = fs.readFileSync(`/proc/${holder}/environ`, 'latin1');
+  const commandLine = fs.readFileSync(`/proc/${holder}/cmdline`, 'latin1');
+  for (const text of [environment, commandLine]) {
+    assert.ok(!text.includes(TEST_USER.password), 'no password in the holder environment or argv');
+    assert.ok(!text.includes('NODE_OPTIONS'), 'NODE_OPTIONS is not passed on');
+  }
+  for (const fd of [0, 1, 2]) {
+    assert.equal(fs.readlinkSync(`/proc/${holder}/fd/${fd}`), '/dev/null', `the holder's fd ${fd} is not inherited`);
+  }
+  assert.ok(!fs.readFileSync(setup.logFile, 'utf8').includes(TEST_USER.password), 'no password in the log');
+
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw', 'scriptArg']);
+  assert.equal(thawed.code, 0, thawed.stderr);
+  await assertNothingLeft();
+});
+
+for (const [name, freezeArgs, thawArgs] of [
+  ['50-mysql', ['freeze'], ['thaw']],
+  ['mysql', ['FREEZE', 'extra'], ['Thaw']],
+  ['vmware-mysql-snapshot', ['freeze'], ['thaw']],
+] as const) {
+  test(`run as ${name}: the first word decides`, async (context) => {
+    const setup = newSetup(context);
+    const frozen = await runHook(setup, name, [...freezeArgs]);
+    assert.equal(frozen.code, 0, frozen.stderr);
+    assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT');
+    const thawed = await runHook(setup, name, [...thawArgs]);
+    assert.equal(thawed.code, 0, thawed.stderr);
+    await assertNothingLeft();
+  });
+}
+
+test('a second freeze while the lock is held fails and leaves the first lock alone', async (context) => {
+  const setup = newSetup(context);
+  assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 0);
+  const second = await runHook(setup, 'pre-freeze-script', ['freeze']);
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /already held by holder pid \d+.*post-thaw-script thaw/);
+  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'the first lock is still held');
+  assert.equal((await runHook(setup, 'post-thaw-script', ['thaw'])).code, 0);
+  await assertNothingLeft();
+});
+
+test('freezeFail releases a held lock and exits 0', async (context) => {
+  const setup = newSetup(context);
+  assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 0);
+  const failed = await runHook(setup, 'post-thaw-script', ['freezeFail']);
+  assert.equal(failed.code, 0, failed.stderr);
+  await assertNothingLeft();
+  const last = JSON.parse(fs.readFileSync(path.join(setup.runDir, 'last.json'), 'utf8')) as { thaw: { operation: string } };
+  assert.equal(last.thaw.operation, 'freezeFail');
+  const again = await runHook(setup, 'post-thaw-script', ['freezefail']);
+  assert.equal(again.code, 0, 'freezeFail with nothing held');
+});
+
+test('at max_lock_time the holder releases by itself, and the later thaw reports the snapshot inconsistent', async (context) => {
+  const setup = newSetup(context, { snapshot: { max_lock_time: '1.5' } });
+  assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 0);
+  await sleep(2500);
+  await assertNothingLeft();
+  assert.ok(events(setup).includes('lock.expired'));
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(thawed.code, 3, 'thaw fails');
+  assert.match(thawed.stderr, /max_lock_time \(1\.5 s\).*may not be consistent/);
+  assert.equal(events(setup).at(-1), 'thaw.inconsistent');
+});
+
+test('a holder killed while holding: the lock goes with it, and thaw reports the snapshot inconsistent', async (context) => {
+  const setup = newSetup(context);
+  assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 0);
+  const [holder] = holderProcesses();
+  assert.ok(holder !== undefined);
+  process.kill(holder, 'SIGKILL');
+  for (let i = 0; i < 100 && holderProcesses().length > 0; i += 1) await sleep(20);
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(thawed.code, 3);
+  assert.match(thawed.stderr, /died while holding the lock/);
+  await assertNothingLeft();
+});
+
+test('a long-running write defers the lock, and no writer stalls for longer than lock_wait_timeout meanwhile', async (context) => {
+  const setup = newSetup(context, { snapshot: { lock_wait_timeout: '1', long_query_time: '1' } });
+  const longWriter = await server.connect();
+  const writer = await server.connect();
+  // Started just before freeze, so that it is not yet "long" when the first attempt begins: that attempt
+  // waits behind it and must be abandoned; later polls see it as a blocker until it ends.
+  const longStatement = longWriter.query('UPDATE app.t SET v = v + SLEEP(1) WHERE id <= 3');
+  await sleep(200);
+  const stalls = measureStalls(writer);
+  const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
+  const longest = await stalls.stop();
+  await longStatement;
+  assert.equal(frozen.code, 0, frozen.stderr);
+  const logEvents = events(setup);
+  assert.ok(logEvents.includes('window.blocked'), `the long statement was seen: ${logEvents.join(', ')}`);
+  assert.ok(logEvents.some((event) => event === 'lock.timeout' || event === 'lock.abandoned'), `an attempt was given up: ${logEvents.join(', ')}`);
+  const acquired = lineOf(setup, 'lock.acquired') as { attempts: number };
+  assert.ok(acquired.attempts >= 2);
+  // The writer measures until freeze has exited; the lock it then runs into is the snapshot's, not a stall.
+  assert.ok(longest.beforeLock < 1000 + 700, `longest stall of a writer before the lock: ${longest.beforeLock} ms`);
+  assert.equal((await runHook(setup, 'post-thaw-script', ['thaw'])).code, 0);
+  await longWriter.end();
+  await writer.end();
+  await assertNothingLeft();
+});
+
+/** Inserts into app.other in a loop, recording the longest time one insert took. */
+function measureStalls(connection: Connection): { stop: () => Promise<{ beforeLock: number }> } {
+  let running = true;
+  let longest = 0;
+  void (async () => {
+    while (running) {
+      const start = Date.now();
+      // A write that starts after freeze has exited meets the held lock: stop before that one counts.
+      await connection.query('INSERT INTO app.other (at) VALUES (?)', [start]).catch(() => undefined);
+      if (running) longest = Math.max(longest, Date.now() - start);
+      await sleep(20);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      return { beforeLock: longest };
+    },
+  };
+}
+
+test('SIGTERM to a freeze whose holder waits for the lock releases everything', async (context) => {
+  const setup = newSetup(context, { snapshot: { lock_wait_timeout: '5', long_query_time: '10' } });
+  const longWriter = await server.connect();
+  const longStatement = longWriter.query('UPDATE app.t SET v = v + SLEEP(2) WHERE id = 1').catch(() => undefined);
+  await sleep(100);
+  const freeze = spawnHook(setup, 'pre-freeze-script', ['freeze']);
+  // The holder's FLUSH now waits behind the UPDATE (not "long" for long_query_time = 10).
+  for (let i = 0; i < 100 && holderProcesses().length === 0; i += 1) await sleep(20);
+  await sleep(300);
+  const started = Date.now();
+  freeze.kill('SIGTERM');
+  const code = await new Promise<number | null>((resolve) => freeze.on('exit', (exitCode) => resolve(exitCode)));
+  assert.equal(code, 1);
+  assert.ok(Date.now() - started < 3000, 'freeze stops promptly');
+  assert.deepEqual(holderProcesses(), []);
+  const waiting = await server.query<RowDataPacket[]>("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%vmware-mysql-snapshot holder%' AND ID <> CONNECTION_ID()");
+  assert.deepEqual(waiting, [], 'no FLUSH of ours is left waiting on the server');
+  await longStatement;
+  await longWriter.end();
+  await assertNothingLeft();
+  assert.ok(events(setup).includes('freeze.aborted'));
+});
