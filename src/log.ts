@@ -1,6 +1,6 @@
 /**
  * JSON lines, written synchronously (an asynchronous logger loses lines when the process exits or the
- * filesystem freezes). Every line carries the operation, the pid and an `event` name.
+ * filesystem freezes). Every line carries the operation, the pid and an `event` name (listed in the README).
  *
  * If the log file cannot be opened (unwritable, its filesystem full or missing), the operation still goes
  * ahead and logs to stderr: the snapshot matters more than its log, and the coordinates are also in
@@ -10,35 +10,6 @@ import * as fs from 'node:fs';
 import pino from 'pino';
 
 export type Logger = pino.Logger;
-
-export type LogEvent =
-  | 'config.warning'
-  | 'freeze.start'
-  | 'freeze.busy'
-  | 'freeze.stale_state'
-  | 'freeze.server_down'
-  | 'freeze.failed'
-  | 'freeze.timeout'
-  | 'freeze.aborted'
-  | 'window.blocked'
-  | 'window.quiet'
-  | 'lock.attempt'
-  | 'lock.acquired'
-  | 'lock.timeout'
-  | 'lock.abandoned'
-  | 'lock.released'
-  | 'lock.expired'
-  | 'lock.lost'
-  | 'lock.aborted'
-  | 'holder.failed'
-  | 'holder.killed'
-  | 'connection.killed'
-  | 'thaw.start'
-  | 'thaw.nothing_held'
-  | 'thaw.released'
-  | 'thaw.inconsistent'
-  | 'thaw.failed'
-  | 'log.unwritable';
 
 export function createLogger(logFile: string, operation: string): Logger {
   const base = { op: operation, pid: process.pid };
