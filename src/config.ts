@@ -110,7 +110,7 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
   }
   if (problems.length > 0) {
     const noun = problems.length === 1 ? 'problem' : 'problems';
-    const list = problems.map((problem) => `  - ${problem}`).join('\n');
+    const list = [...problems].sort(byFileAndLine).map((problem) => `  - ${problem}`).join('\n');
     throw new HookError('CONFIG', `configuration file ${file} has ${problems.length} ${noun}:\n${list}`);
   }
 
@@ -431,4 +431,15 @@ function fileWarnings(files: readonly string[], entries: readonly OptionEntry[],
 
 function unique(items: readonly string[]): string[] {
   return [...new Set(items)];
+}
+
+/** Problems read "FILE:LINE: ..." or "FILE: ...": list them in the order of the file. */
+function byFileAndLine(a: string, b: string): number {
+  const position = (problem: string): [string, number] => {
+    const match = /^(.*?):(\d+): /.exec(problem);
+    return match === null ? [problem.split(': ')[0] ?? '', Number.MAX_SAFE_INTEGER] : [match[1] ?? '', Number(match[2])];
+  };
+  const [fileA, lineA] = position(a);
+  const [fileB, lineB] = position(b);
+  return fileA === fileB ? lineA - lineB : 0;
 }
