@@ -363,7 +363,7 @@ test('a defaults file without a user does not satisfy the credentials check', ()
   assert.match(problem, /\[client\] has no user/);
 });
 
-test('all problems are reported together in one error', () => {
+test('all problems are reported together in one error, in the order of the file', () => {
   const text = [
     'stray = 1',
     '[client]',
@@ -382,14 +382,14 @@ test('all problems are reported together in one error', () => {
   assert.ok(error.message.startsWith(`configuration file ${CONFIG} has 10 problems:\n  - `));
   assert.deepEqual(problemsOf(text), [
     `${CONFIG}:1: option outside of any [section]`,
-    `${CONFIG}:4: password: unterminated " quote (or text after the closing quote)`,
-    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down`,
-    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down`,
-    `${CONFIG}:12: unknown section [other]: expected [client] or [snapshot]`,
     `${CONFIG}:3: port = "70000" is not a port number: expected an integer from 1 to 65535`,
+    `${CONFIG}:4: password: unterminated " quote (or text after the closing quote)`,
     `${CONFIG}:6: lock_wait_timeout = "5s" is not valid: expected a number of seconds greater than 0 and at most 3600, such as 2 or 0.5, without a unit`,
     `${CONFIG}:7: max_lock_time = "-3" is not valid: expected a number of seconds greater than 0 and at most 86400, such as 2 or 0.5, without a unit`,
     `${CONFIG}:8: if_server_down = "maybe" is not valid: expected skip or fail`,
+    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down`,
+    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down`,
+    `${CONFIG}:12: unknown section [other]: expected [client] or [snapshot]`,
     `${CONFIG}: [client] has no user: set user (and password), or defaults_file = /etc/mysql/debian.cnf`,
   ]);
 });
