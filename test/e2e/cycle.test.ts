@@ -279,3 +279,17 @@ test('SIGTERM to a freeze whose holder waits for the lock releases everything', 
   await assertNothingLeft();
   assert.ok(events(setup).includes('freeze.aborted'));
 });
+
+test('a holder that does not answer is stopped by thaw after proving it is ours, and nothing is left', async (context) => {
+  const setup = newSetup(context);
+  assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 0);
+  const [holder] = holderProcesses();
+  assert.ok(holder !== undefined);
+  process.kill(holder, 'SIGSTOP'); // alive, holding, deaf
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw'], { timeoutMs: 20_000 });
+  // The lock was held until thaw ended it, so the snapshot was covered.
+  assert.equal(thawed.code, 0, thawed.stderr);
+  const logEvents = events(setup);
+  assert.ok(logEvents.includes('holder.killed'), logEvents.join(', '));
+  await assertNothingLeft();
+});
