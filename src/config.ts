@@ -108,15 +108,16 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
       `${file}: [client] has no user: set user (and password), or defaults_file = /etc/mysql/debian.cnf`,
     );
   }
+  const allEntries = [...parsed.entries, ...client.defaultsEntries];
+  const filesRead = unique([file, ...client.defaultsFilesRead, ...allEntries.map((entry) => entry.file)]);
+  const safety = checkFiles(filesRead, allEntries, options);
+  problems.push(...safety.problems);
   if (problems.length > 0) {
     const noun = problems.length === 1 ? 'problem' : 'problems';
     const list = [...problems].sort(byFileAndLine).map((problem) => `  - ${problem}`).join('\n');
     throw new HookError('CONFIG', `configuration file ${file} has ${problems.length} ${noun}:\n${list}`);
   }
-
-  const allEntries = [...parsed.entries, ...client.defaultsEntries];
-  const filesRead = unique([file, ...client.defaultsFilesRead, ...allEntries.map((entry) => entry.file)]);
-  settings.warnings = fileWarnings(filesRead, allEntries, options);
+  settings.warnings = safety.warnings;
   return settings;
 }
 
@@ -401,11 +402,16 @@ function readIfServerDown(section: Section, problems: string[]): 'skip' | 'fail'
   return DEFAULTS.ifServerDown;
 }
 
-/** Warns about files that hold a password and that others can read, and (when run as root) files root does not own. */
-function fileWarnings(files: readonly string[], entries: readonly OptionEntry[], options: LoadOptions): string[] {
+/**
+ * The files we read decide where a root process connects and which files it writes (log_file, run_dir),
+ * so one that another user can change is refused, as MySQL ignores world-writable option files. A
+ * password that others can read is already out: that is a warning, not a reason to fail the snapshot.
+ */
+function checkFiles(files: readonly string[], entries: readonly OptionEntry[], options: LoadOptions): { problems: string[]; warnings: string[] } {
   const stat = options.stat ?? ((file: string) => fs.statSync(file));
   const effectiveUid = options.effectiveUid ?? process.geteuid?.();
   const filesWithPassword = new Set(entries.filter((entry) => entry.key === 'password').map((entry) => entry.file));
+  const problems: string[] = [];
   const warnings: string[] = [];
   for (const file of files) {
     let status: { mode: number; uid: number };
@@ -415,18 +421,18 @@ function fileWarnings(files: readonly string[], entries: readonly OptionEntry[],
       // It was readable a moment ago; a failing stat only means we cannot check it.
       continue;
     }
-    if (filesWithPassword.has(file) && (status.mode & 0o077) !== 0) {
-      const mode = (status.mode & 0o7777).toString(8).padStart(4, '0');
+    const mode = (status.mode & 0o7777).toString(8).padStart(4, '0');
+    if ((status.mode & 0o022) !== 0) {
+      problems.push(`${file}: writable by group or others (mode ${mode}), so anyone could change what this root hook does: chmod 600 ${file}`);
+    }
+    if (effectiveUid !== undefined && status.uid !== 0 && status.uid !== effectiveUid) {
+      problems.push(`${file}: owned by uid ${status.uid}, not by root, so that user could change what this root hook does: chown root ${file}`);
+    }
+    if (filesWithPassword.has(file) && (status.mode & 0o044) !== 0) {
       warnings.push(`${file} holds a password and is readable by group or others (mode ${mode}): chmod 600 ${file}`);
     }
-    if (effectiveUid === 0 && status.uid !== 0) {
-      warnings.push(
-        `${file} is owned by uid ${status.uid}, not by root, yet this hook runs as root and trusts it: ` +
-          `chown root ${file}`,
-      );
-    }
   }
-  return warnings;
+  return { problems, warnings };
 }
 
 function unique(items: readonly string[]): string[] {

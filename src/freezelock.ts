@@ -16,7 +16,7 @@ const UPDATE_MS = 2_000;
 
 function isIdentity(value: unknown): value is ProcessIdentity {
   const identity = value as Partial<ProcessIdentity> | null;
-  return typeof identity === 'object' && identity !== null && Number.isInteger(identity.pid) && typeof identity.startTime === 'string' && typeof identity.name === 'string';
+  return typeof identity === 'object' && identity !== null && Number.isInteger(identity.pid) && typeof identity.startTime === 'string' && typeof identity.name === 'string' && typeof identity.exe === 'string';
 }
 
 export async function acquireFreezeLock(runDir: string): Promise<() => Promise<void>> {

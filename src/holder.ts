@@ -7,7 +7,7 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { createLogger } from './log';
-import { killConnectionIfOurs, openSession, readCoordinates, serverError, type Coordinates, type Session } from './mysql';
+import { holderTag, killConnectionIfOurs, openSession, readCoordinates, serverError, type Coordinates, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type ReleaseReason, type ReleaseReply, type ToHolder } from './state';
 import { removeFile, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
@@ -51,7 +51,7 @@ class Holder {
   private readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
 
   constructor(private readonly start: HolderStart) {
-    this.identity = identify(process.pid) ?? { pid: process.pid, startTime: '', name: path.basename(process.argv0) };
+    this.identity = identify(process.pid) ?? { pid: process.pid, startTime: '', name: path.basename(process.argv0), exe: process.execPath };
     this.state = {
       version: 1,
       phase: 'locking',
@@ -104,7 +104,7 @@ class Holder {
     // The server bounds the lock statement itself, so a writer never waits behind it for long even if
     // we are gone (a FLUSH given up on by the client keeps running on the server).
     const bound = session.server.isMariaDB ? `SET STATEMENT max_statement_time=${lockWaitTimeout} FOR ` : '';
-    const tag = `/* vmware-mysql-snapshot holder ${process.pid} */`;
+    const tag = holderTag(process.pid);
     const startedAt = Date.now();
     try {
       // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time.

@@ -21,7 +21,7 @@ export function createLogger(logFile: string, operation: string): Logger {
   let fd = 2;
   let openError: Error | undefined;
   try {
-    fd = fs.openSync(logFile, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o640);
+    fd = openLogFile(logFile);
   } catch (error) {
     openError = error as Error;
   }
@@ -30,6 +30,21 @@ export function createLogger(logFile: string, operation: string): Logger {
     logger.warn({ event: 'log.unwritable', logFile, error: openError.message }, `cannot open log file ${logFile}; logging to stderr`);
   }
   return logger;
+}
+
+const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+
+/**
+ * Opens the log for appending. We are root and the path is in a shared directory: never through a
+ * symlink, and never anything but a regular file (a FIFO planted there would block every write).
+ */
+function openLogFile(logFile: string): number {
+  const fd = fs.openSync(logFile, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o640);
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new Error(`${logFile} is not a regular file`);
+  }
+  return fd;
 }
 
 /**

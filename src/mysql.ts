@@ -235,9 +235,15 @@ async function firstSupported(session: Session, statements: readonly string[]): 
   throw lastError;
 }
 
+/** Marks the holder's lock statements, so that a waiting FLUSH is recognisably ours in the processlist. */
+export function holderTag(pid: number): string {
+  return `/* vmware-mysql-snapshot holder ${pid} */`;
+}
+
 /**
- * KILLs a connection only after proving it is the one we mean: same server lifetime (ids restart at a
- * server restart), same id, same user. Returns what happened.
+ * KILLs a connection only after proving it is the one we mean: the same server lifetime (ids restart at a
+ * server restart), the same id, the same user, and a state our holder can be in (idle while it holds,
+ * or running one of its own tagged statements). Returns what happened.
  */
 export async function killConnectionIfOurs(
   session: Session,
@@ -245,12 +251,14 @@ export async function killConnectionIfOurs(
 ): Promise<'killed' | 'gone' | 'not-ours'> {
   if (Math.abs(session.server.startedAt - proof.serverStartedAt) > 2000) return 'gone'; // restarted since
   const [rows] = await session.connection.query<mysql.RowDataPacket[]>(
-    'SELECT USER AS user FROM information_schema.PROCESSLIST WHERE ID = ?',
+    'SELECT USER AS user, COMMAND AS command, INFO AS info FROM information_schema.PROCESSLIST WHERE ID = ?',
     [proof.id],
   );
   const row = rows[0];
   if (row === undefined) return 'gone';
-  if (String(row['user']) !== proof.user) return 'not-ours';
+  const info = row['info'] === null ? null : String(row['info']);
+  const ourState = row['command'] === 'Sleep' || row['command'] === 'Killed' || info === null || info.includes('vmware-mysql-snapshot holder');
+  if (String(row['user']) !== proof.user || !ourState) return 'not-ours';
   try {
     await session.connection.query(`KILL CONNECTION ${Number(proof.id)}`);
   } catch (error) {

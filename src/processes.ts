@@ -1,7 +1,7 @@
 /**
  * Proof of a process's identity before we signal it. A PID alone proves nothing (PIDs are reused); the
  * pair (PID, start time in clock ticks since boot) names one process for the life of the machine, and
- * the name it runs under is a second check.
+ * the executable and the name it runs under are further checks.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +12,8 @@ export interface ProcessIdentity {
   startTime: string;
   /** basename of argv[0] */
   name: string;
+  /** the executable (/proc/PID/exe) */
+  exe: string;
 }
 
 export function identify(pid: number): ProcessIdentity | null {
@@ -23,7 +25,7 @@ export function identify(pid: number): ProcessIdentity | null {
     if (startTime === undefined) return null;
     if (fields[0] === 'Z') return null; // a zombie holds nothing
     const argv0 = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0] ?? '';
-    return { pid, startTime, name: path.basename(argv0) };
+    return { pid, startTime, name: path.basename(argv0), exe: fs.readlinkSync(`/proc/${pid}/exe`) };
   } catch {
     return null;
   }
@@ -31,7 +33,13 @@ export function identify(pid: number): ProcessIdentity | null {
 
 export function isSameProcess(expected: ProcessIdentity): boolean {
   const actual = identify(expected.pid);
-  return actual !== null && actual.startTime === expected.startTime && actual.name === expected.name;
+  return (
+    actual !== null &&
+    actual.startTime === expected.startTime &&
+    actual.name === expected.name &&
+    // an upgrade that replaced the file while the process ran leaves it running the deleted one
+    (actual.exe === expected.exe || actual.exe === `${expected.exe} (deleted)`)
+  );
 }
 
 /** Sends `signal` only if the PID still names the expected process. Returns whether it was sent. */

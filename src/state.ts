@@ -49,6 +49,7 @@ export function isHolderState(value: unknown): value is HolderState {
     (holder.pid ?? 0) > 1 &&
     typeof holder.startTime === 'string' &&
     typeof holder.name === 'string' &&
+    typeof holder.exe === 'string' &&
     typeof state.startedAt === 'number'
   );
 }

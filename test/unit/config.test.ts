@@ -470,12 +470,21 @@ test('a readable defaults file holding a password gives a warning about that fil
   ]);
 });
 
-test('a file not owned by root gives a warning naming the owner when running as root', () => {
+test('a file that another user owns is refused: it decides what a root process writes', () => {
   const files = { [CONFIG]: { text: MINIMAL, uid: 1000 } };
-  assert.deepEqual(loadSettings(CONFIG, fakeOptions(files)).warnings, [
-    `${CONFIG} is owned by uid 1000, not by root, yet this hook runs as root and trusts it: chown root ${CONFIG}`,
-  ]);
-  assert.deepEqual(loadSettings(CONFIG, fakeOptions(files, { effectiveUid: 1000 })).warnings, []);
+  assert.equal(
+    onlyProblem(MINIMAL, fakeOptions(files)),
+    `${CONFIG}: owned by uid 1000, not by root, so that user could change what this root hook does: chown root ${CONFIG}`,
+  );
+  assert.deepEqual(loadSettings(CONFIG, fakeOptions(files, { effectiveUid: 1000 })).warnings, [], 'fine for its own user');
+});
+
+test('a file writable by group or others is refused', () => {
+  const files = { [CONFIG]: { text: MINIMAL, mode: 0o100646 } };
+  assert.equal(
+    onlyProblem(MINIMAL, fakeOptions(files)),
+    `${CONFIG}: writable by group or others (mode 0646), so anyone could change what this root hook does: chmod 600 ${CONFIG}`,
+  );
 });
 
 test('a failing stat only skips the checks', () => {

@@ -84,7 +84,9 @@ test('a process is proven by PID, start time and name; a reused PID with another
   assert.equal(identity.name, 'pre-freeze-mysql-lock');
   assert.ok(isSameProcess(identity));
   assert.equal(isSameProcess({ ...identity, startTime: String(Number(identity.startTime) - 1) }), false);
+  assert.equal(identity.exe, fs.realpathSync(process.execPath));
   assert.equal(signalIfSame({ ...identity, name: 'something-else' }, 'SIGKILL'), false, 'no signal to an unproven process');
+  assert.equal(signalIfSame({ ...identity, exe: '/usr/bin/other' }, 'SIGKILL'), false, 'nor to another executable');
   assert.ok(isSameProcess(identity), 'it survived');
   assert.equal(await stopProcess(identity, 2000), true);
   assert.equal(identify(-1), null);
@@ -102,14 +104,14 @@ test('one freeze at a time; the lock of a freeze that died is taken over at once
   await release();
   const again = await acquireFreezeLock(runDir);
   // Pretend its owner died: an owner record naming a process that no longer exists.
-  writeJson(runDir, 'freeze.owner.json', { pid: 2 ** 22 + 1, startTime: '1', name: 'pre-freeze-script' });
+  writeJson(runDir, 'freeze.owner.json', { pid: 2 ** 22 + 1, startTime: '1', name: 'pre-freeze-script', exe: '/usr/local/sbin/vmware-mysql-snapshot' });
   const taken = await acquireFreezeLock(runDir);
   await taken();
   await again().catch(() => undefined);
 });
 
 test('holder state validation rejects malformed records', () => {
-  const good = { version: 1, phase: 'held', holder: { pid: 1234, startTime: '99', name: 'pre-freeze-mysql-lock' }, startedAt: 1 };
+  const good = { version: 1, phase: 'held', holder: { pid: 1234, startTime: '99', name: 'pre-freeze-mysql-lock', exe: '/usr/local/sbin/vmware-mysql-snapshot' }, startedAt: 1 };
   assert.ok(isHolderState(good));
   assert.equal(isHolderState({ ...good, phase: 'bogus' }), false);
   assert.equal(isHolderState({ ...good, holder: { ...good.holder, pid: 1 } }), false, 'never PID 1');
