@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HookError } from './errors';
+import { LOCK_MODES, type LockModeSetting } from './lockmodes';
 import { describeReadError, errorCode, readOptionFile, type OptionEntry, type ParsedOptions } from './optionfile';
 
 export const DEFAULT_CONFIG_FILE = '/etc/vmware-mysql-snapshot.cnf';
@@ -37,6 +38,16 @@ export interface Settings {
   ignoreCommands: string[];
   ignoreUsers: string[];
   ifServerDown: 'skip' | 'fail';
+  /** FLUSH TABLES WITH READ LOCK, a gentler mode, or the gentlest exact one (auto); see src/lockmodes.ts */
+  lockMode: LockModeSetting;
+  /** Absolute path of a JSON file written (and fsynced) with the coordinates before freeze returns. */
+  coordinatesFile: string | null;
+  /** KILL QUERY statements that hold up a waiting lock: none, SELECTs only, or any. */
+  killLongQueries: 'off' | 'select' | 'all';
+  /** Seconds a lock attempt waits before it kills the statements holding it up. */
+  killLongQueriesAfter: number;
+  /** Stop a replica's SQL thread while locking (multi-threaded appliers can deadlock against FTWRL). */
+  replicaSqlThread: 'keep' | 'stop';
   /** Non-fatal findings, e.g. a config file holding a password that others can read. */
   warnings: string[];
 }
@@ -49,6 +60,10 @@ export const DEFAULTS = {
   runDir: '/run/vmware-mysql-snapshot',
   logFile: '/var/log/vmware-mysql-snapshot.log',
   ifServerDown: 'skip',
+  lockMode: 'ftwrl',
+  killLongQueries: 'off',
+  killLongQueriesAfter: 1,
+  replicaSqlThread: 'keep',
 } as const;
 
 export interface LoadOptions {
@@ -93,9 +108,20 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
     logFile: readAbsolutePath(snapshot, 'log_file', DEFAULTS.logFile, problems),
     ignoreCommands: readList(snapshot, 'ignore_commands'),
     ignoreUsers: readList(snapshot, 'ignore_users'),
-    ifServerDown: readIfServerDown(snapshot, problems),
+    ifServerDown: readChoice(snapshot, 'if_server_down', ['skip', 'fail'], DEFAULTS.ifServerDown, problems),
+    lockMode: readChoice(snapshot, 'lock_mode', [...LOCK_MODES, 'auto'], DEFAULTS.lockMode, problems),
+    coordinatesFile: snapshot.has('coordinates_file') ? readAbsolutePath(snapshot, 'coordinates_file', '', problems) || null : null,
+    killLongQueries: readChoice(snapshot, 'kill_long_queries', ['off', 'select', 'all'], DEFAULTS.killLongQueries, problems),
+    killLongQueriesAfter: readDuration(snapshot, 'kill_long_queries_after', DEFAULTS.killLongQueriesAfter, problems),
+    replicaSqlThread: readChoice(snapshot, 'replica_sql_thread', ['keep', 'stop'], DEFAULTS.replicaSqlThread, problems),
     warnings: [],
   };
+  if (settings.killLongQueries !== 'off' && settings.killLongQueriesAfter >= lockWaitTimeout) {
+    problems.push(
+      `${file}: kill_long_queries_after (${settings.killLongQueriesAfter}) must be shorter than lock_wait_timeout (${lockWaitTimeout}), ` +
+        'or the attempt is given up before anything is killed',
+    );
+  }
 
   if (freezeTimeout < lockWaitTimeout) {
     problems.push(
@@ -141,6 +167,11 @@ const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
       'ignore_commands',
       'ignore_users',
       'if_server_down',
+      'lock_mode',
+      'coordinates_file',
+      'kill_long_queries',
+      'kill_long_queries_after',
+      'replica_sql_thread',
     ],
   ],
 ]);
@@ -155,6 +186,7 @@ const DURATION_RULES: ReadonlyMap<string, DurationRule> = new Map([
   ['long_query_time', { allowZero: true, maximum: undefined }],
   ['max_lock_time', { allowZero: false, maximum: 86400 }],
   ['freeze_timeout', { allowZero: false, maximum: 86400 }],
+  ['kill_long_queries_after', { allowZero: true, maximum: 3600 }],
 ]);
 
 interface ResolvedClient {
@@ -393,13 +425,14 @@ function readList(section: Section, key: string): string[] {
     .filter((item) => item !== '');
 }
 
-function readIfServerDown(section: Section, problems: string[]): 'skip' | 'fail' {
-  const entry = section.get('if_server_down');
-  if (entry === undefined) return DEFAULTS.ifServerDown;
+function readChoice<T extends string>(section: Section, key: string, choices: readonly T[], defaultChoice: T, problems: string[]): T {
+  const entry = section.get(key);
+  if (entry === undefined) return defaultChoice;
   const choice = entry.value.trim().toLowerCase();
-  if (choice === 'skip' || choice === 'fail') return choice;
-  problems.push(`${describeEntry(entry)} is not valid: expected skip or fail`);
-  return DEFAULTS.ifServerDown;
+  const match = choices.find((candidate) => candidate === choice);
+  if (match !== undefined) return match;
+  problems.push(`${describeEntry(entry)} is not valid: expected ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`);
+  return defaultChoice;
 }
 
 /**

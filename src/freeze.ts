@@ -3,16 +3,20 @@
  * Every way out other than "locked" leaves nothing held: the agent never calls thaw after a failed freeze.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { RowDataPacket } from 'mysql2/promise';
 import type { Settings } from './config';
 import { HOLDER_NAME } from './dispatch';
 import { HookError } from './errors';
 import { acquireFreezeLock } from './freezelock';
 import type { Logger } from './log';
-import { checkPrivileges, isServerDown, killConnectionIfOurs, openSession, readProcesslist, type ConnectionProof, type Coordinates, type Session } from './mysql';
+import type { Coordinates } from './coordinates';
+import { chooseMode, lockPlan, unsupportedReason, type LockMode, type ServerTraits } from './lockmodes';
+import { checkPrivileges, holderTag, isServerDown, killConnectionIfOurs, openSession, readProcesslist, type ConnectionProof, type Session } from './mysql';
+import { stopAppliers } from './replica';
 import { identify, isSameProcess, stopProcess } from './processes';
 import { isHolderState, type FromHolder, type HolderStart, type LastRun } from './state';
 import { ensureRunDir, LAST_FILE, readJson, removeFile, STATE_FILE, writeJson } from './statedir';
-import { blockerKey, findBlockers, statementPreview, windowRules, type ProcessRow } from './window';
+import { blockerKey, findBlockers, isKillable, statementPreview, windowRules, type ProcessRow, type WindowRules } from './window';
 
 const POLL_INTERVAL_MS = 250;
 /** After an abandoned attempt, let the writers that queued behind it drain before the next one. */
@@ -24,6 +28,8 @@ const LOCK_ANSWER_GRACE_MS = 1000;
 
 export interface FreezeResult {
   outcome: 'locked' | 'skipped';
+  /** the lock taken, and whether it stops commits (the snapshot is then exactly at the coordinates) */
+  lock?: { mode: LockMode; exact: boolean; server: string; isMariaDB: boolean };
   coordinates?: Coordinates;
   attempts: number;
   /** from freeze start to lock held */
@@ -54,10 +60,21 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
       }
       throw error;
     }
+    let restartAppliers: string[] = [];
+    let locked = false;
     try {
-      await checkPrivileges(session);
-      return await new Freezer(settings, logger, abort, session, startedAt).run();
+      const traits = await serverTraits(session);
+      const mode = resolveLockMode(settings, traits, logger);
+      await checkPrivileges(session, mode);
+      if (settings.replicaSqlThread === 'stop') {
+        restartAppliers = await stopAppliersLogged(session, logger, startedAt + settings.freezeTimeout * 1000);
+      }
+      const result = await new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers }).run();
+      locked = true;
+      return result;
     } finally {
+      // On success the holder starts the appliers again after its release; otherwise we do it now.
+      if (!locked) for (const statement of restartAppliers) await session.connection.query(statement).catch(() => undefined);
       await session.close();
     }
   } finally {
@@ -89,6 +106,35 @@ function refuseIfHeld(settings: Settings, logger: Logger): void {
   removeFile(settings.runDir, STATE_FILE);
 }
 
+async function serverTraits(session: Session): Promise<ServerTraits> {
+  const [rows] = await session.connection.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES LIKE 'have_backup_locks'");
+  return { version: session.server.version, isMariaDB: session.server.isMariaDB, backupLocks: String(rows[0]?.['Value'] ?? '') === 'YES' };
+}
+
+function resolveLockMode(settings: Settings, traits: ServerTraits, logger: Logger): LockMode {
+  if (settings.lockMode === 'auto') {
+    const { mode, reason } = chooseMode(traits);
+    logger.info({ event: 'lock.mode', mode, reason }, `lock_mode = auto: ${mode} (${reason})`);
+    return mode;
+  }
+  const unsupported = unsupportedReason(settings.lockMode, traits);
+  if (unsupported !== undefined) {
+    throw new HookError('CONFIG', `lock_mode = ${settings.lockMode} cannot be used on this server: ${unsupported}. Set lock_mode = auto or ftwrl in ${settings.file}`);
+  }
+  return settings.lockMode;
+}
+
+async function stopAppliersLogged(session: Session, logger: Logger, deadline: number): Promise<string[]> {
+  const stopped = await stopAppliers(session, deadline);
+  if (stopped === undefined) return [];
+  if (stopped.leftRunning) {
+    logger.warn({ event: 'replica.applier', channels: stopped.channels }, 'the replica applier kept temporary tables open until freeze_timeout: left running');
+  } else {
+    logger.info({ event: 'replica.applier', channels: stopped.channels }, `stopped the replica applier (${stopped.channels.map((name) => name || 'default').join(', ')}) until the release`);
+  }
+  return stopped.restart;
+}
+
 type Attempt = { result: 'locked'; coordinates: Coordinates; waitedMs: number; holder: ChildProcess } | { result: 'timeout' };
 
 class Freezer {
@@ -104,6 +150,7 @@ class Freezer {
     private readonly abort: AbortSignal,
     private readonly session: Session,
     private readonly startedAt: number,
+    private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[] },
   ) {}
 
   async run(): Promise<FreezeResult> {
@@ -121,6 +168,12 @@ class Freezer {
       if (attempt.result === 'locked') {
         return {
           outcome: 'locked',
+          lock: {
+            mode: this.lock.mode,
+            exact: lockPlan(this.lock.mode, this.lock.traits, 0, '').exact,
+            server: this.session.server.version,
+            isMariaDB: this.session.server.isMariaDB,
+          },
           coordinates: attempt.coordinates,
           attempts: this.attempts,
           totalMs: Date.now() - this.startedAt,
@@ -137,15 +190,21 @@ class Freezer {
     }
   }
 
-  private async blockers(): Promise<ProcessRow[]> {
-    const rows = await readProcesslist(this.session);
-    const rules = windowRules({
-      longQueryTime: this.settings.longQueryTime,
+  private rules(longQueryTime: number): WindowRules {
+    return windowRules({
+      longQueryTime,
       ignoreCommands: this.settings.ignoreCommands,
       ignoreUsers: this.settings.ignoreUsers,
-      ownIds: [this.session.server.connectionId],
+      ownIds: [this.session.server.connectionId, ...(this.holderConnection ? [this.holderConnection.id] : [])],
     });
-    const blockers = findBlockers(rows, rules);
+  }
+
+  private async blockers(): Promise<ProcessRow[]> {
+    const rows = await readProcesslist(this.session);
+    // Statements we may kill if they hold up the lock do not make us wait for them.
+    const blockers = findBlockers(rows, this.rules(this.settings.longQueryTime)).filter(
+      (row) => !isKillable(row, this.settings.killLongQueries),
+    );
     for (const row of blockers) {
       const key = blockerKey(row);
       if (this.loggedBlockers.has(key)) continue;
@@ -172,6 +231,8 @@ class Freezer {
     const start: HolderStart = {
       type: 'start',
       client: settings.client,
+      plan: lockPlan(this.lock.mode, this.lock.traits, settings.lockWaitTimeout, holderTag(holder.pid ?? 0)),
+      afterRelease: this.lock.afterRelease,
       lockWaitTimeout: settings.lockWaitTimeout,
       maxLockTime: settings.maxLockTime,
       runDir: settings.runDir,
@@ -184,11 +245,13 @@ class Freezer {
 
     return new Promise<Attempt>((resolve, reject) => {
       let settled = false;
+      let killTimer: NodeJS.Timeout | undefined;
       let timer = setTimeout(() => void abandon('the holder did not connect'), HOLDER_CONNECT_MS);
       const settle = (action: () => void): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        clearTimeout(killTimer);
         holder.removeAllListeners('message');
         holder.removeAllListeners('exit');
         this.abort.removeEventListener('abort', onAbort);
@@ -198,6 +261,7 @@ class Freezer {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        clearTimeout(killTimer);
         this.abort.removeEventListener('abort', onAbort);
         await this.stopHolder();
         this.logger.warn({ event: 'lock.abandoned', attempt: this.attempts, reason: why }, `lock attempt ${this.attempts} abandoned: ${why}; waiting for the next quiet moment`);
@@ -207,6 +271,7 @@ class Freezer {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        clearTimeout(killTimer);
         void this.stopHolder().then(() => reject(abortError()));
       };
       this.abort.addEventListener('abort', onAbort);
@@ -215,6 +280,10 @@ class Freezer {
         if (message.type === 'connected') {
           this.holderConnection = message.connection;
           clearTimeout(timer);
+          if (settings.killLongQueries !== 'off') {
+            const attemptStartedAt = Date.now();
+            killTimer = setTimeout(() => void this.killLongQueries(attemptStartedAt), settings.killLongQueriesAfter * 1000);
+          }
           timer = setTimeout(
             () => void abandon(`not locked within lock_wait_timeout (${settings.lockWaitTimeout} s)`),
             settings.lockWaitTimeout * 1000 + LOCK_ANSWER_GRACE_MS,
@@ -243,6 +312,28 @@ class Freezer {
         });
       });
     });
+  }
+
+  /**
+   * kill_long_queries: the lock has waited kill_long_queries_after; KILL QUERY the statements of the
+   * configured kind that were already running when it started (the ones it waits for), as XtraBackup's
+   * --kill-long-queries-timeout does. Every kill is logged with the statement.
+   */
+  private async killLongQueries(attemptStartedAt: number): Promise<void> {
+    try {
+      const rows = await readProcesslist(this.session);
+      const waitedSeconds = (Date.now() - attemptStartedAt) / 1000;
+      const victims = findBlockers(rows, this.rules(waitedSeconds)).filter((row) => isKillable(row, this.settings.killLongQueries));
+      for (const row of victims) {
+        await this.session.connection.query(`KILL QUERY ${Number(row.id)}`).catch(() => undefined);
+        this.logger.warn(
+          { event: 'query.killed', thread: row.id, user: row.user, host: row.host, db: row.db, seconds: row.timeMs / 1000, statement: statementPreview(row.info) },
+          `killed the statement of thread ${row.id} (${row.user}, running ${(row.timeMs / 1000).toFixed(1)} s) that held up the lock (kill_long_queries = ${this.settings.killLongQueries})`,
+        );
+      }
+    } catch (error) {
+      this.logger.warn({ event: 'query.killed', error: (error as Error).message }, `could not kill long queries: ${(error as Error).message}`);
+    }
   }
 
   /** Stops a holder that does not hold the lock for us: its statement KILLed on the server, the process ended. */

@@ -7,7 +7,8 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { createLogger } from './log';
-import { holderTag, killConnectionIfOurs, openSession, readCoordinates, serverError, type Coordinates, type Session } from './mysql';
+import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
+import { killConnectionIfOurs, openSession, serverError, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type ReleaseReason, type ReleaseReply, type ToHolder } from './state';
 import { removeFile, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
@@ -60,6 +61,8 @@ class Holder {
       connection: null,
       startedAt: Date.now(),
       maxLockTime: start.maxLockTime,
+      lockMode: start.plan.mode,
+      afterRelease: start.afterRelease,
     };
   }
 
@@ -101,19 +104,16 @@ class Holder {
     this.send({ type: 'connected', connection });
     session.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
 
-    // The server bounds the lock statement itself, so a writer never waits behind it for long even if
-    // we are gone (a FLUSH given up on by the client keeps running on the server).
-    const bound = session.server.isMariaDB ? `SET STATEMENT max_statement_time=${lockWaitTimeout} FOR ` : '';
-    const tag = holderTag(process.pid);
+    // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
+    // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
+    const { plan } = this.start;
     const startedAt = Date.now();
     try {
       // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time.
       await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}`);
       await session.connection.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
       this.statementRunning = true;
-      // Flushing without the global lock first makes the locked flush short (not written to the binlog).
-      await session.connection.query(`${bound}FLUSH NO_WRITE_TO_BINLOG TABLES ${tag}`);
-      await session.connection.query(`${bound}FLUSH TABLES WITH READ LOCK ${tag}`);
+      for (const statement of plan.lock) await session.connection.query(statement);
     } catch (error) {
       this.statementRunning = false;
       if (this.releasing !== undefined) return;
@@ -124,10 +124,10 @@ class Holder {
     const lockedAt = Date.now();
     let coordinates: Coordinates;
     try {
-      coordinates = await readCoordinates(session);
+      coordinates = plan.coordinatesFrom === 'log_status' ? await readCoordinatesFromLogStatus(session) : await readCoordinates(session);
       await this.listen();
     } catch (error) {
-      await session.connection.query('UNLOCK TABLES').catch(() => undefined);
+      for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
       return this.fail(error, false);
     }
     this.state = { ...this.state, phase: 'held', lockedAt, coordinates };
@@ -196,15 +196,31 @@ class Holder {
     let phase: HolderState['phase'] = reason === 'expired' ? 'expired' : reason === 'lost' ? 'lost' : wasHeld ? 'released' : 'aborted';
     if (wasHeld && reason !== 'lost') {
       try {
-        await this.session?.connection.query('UNLOCK TABLES');
+        for (const statement of this.start.plan.unlock) await this.session?.connection.query(statement);
       } catch {
         phase = 'lost'; // the connection is gone, and with it the lock (the server released it)
       }
     } else if (this.statementRunning && this.session !== undefined) {
       await this.abandonLockStatement(this.session);
     }
-    this.state = { ...this.state, phase, releasedAt: Date.now(), releaseReason: reason, detail };
+    // After an abandoned attempt, freeze carries on and restarts what it stopped itself.
+    const afterRelease = wasHeld ? await this.runAfterRelease() : [];
+    this.state = { ...this.state, phase, releasedAt: Date.now(), releaseReason: reason, detail, afterRelease };
     this.saveState();
+  }
+
+  /** E.g. restart the replica applier that freeze stopped; what fails is left in the state for thaw. */
+  private async runAfterRelease(): Promise<string[]> {
+    const remaining = [...this.start.afterRelease];
+    while (remaining.length > 0 && this.session !== undefined && this.state.phase !== 'lost') {
+      try {
+        await this.session.connection.query(remaining[0] ?? '');
+        remaining.shift();
+      } catch {
+        break;
+      }
+    }
+    return remaining;
   }
 
   /** A FLUSH still waiting on the server would keep writers waiting: close our socket and KILL the id. */

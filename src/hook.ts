@@ -6,6 +6,7 @@
 import { configFilePath, DEFAULTS, loadSettings, type Settings } from './config';
 import type { Operation } from './dispatch';
 import { EXIT, HookError } from './errors';
+import { describeCoordinates } from './coordinates';
 import { createLogger, type Logger } from './log';
 
 export interface RunOptions {
@@ -52,15 +53,22 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
     process.stdout.write('the server is not running: nothing to quiesce (if_server_down = skip)\n');
     return EXIT.ok;
   }
-  const binlog = result.coordinates?.binlog;
-  const where = binlog ? `binlog ${binlog.file}:${binlog.position}` : 'no binary log';
-  const gtid = result.coordinates?.gtid ? ` gtid ${result.coordinates.gtid}` : '';
+  const where = describeCoordinates(result.coordinates);
   logger.info(
-    { event: 'lock.acquired', coordinates: result.coordinates, attempts: result.attempts, totalMs: result.totalMs, lockMs: result.lockMs, holderPid: result.holderPid, maxLockTime: settings.maxLockTime },
-    `locked: ${where}${gtid} (${result.totalMs} ms, ${result.attempts} attempt(s)); held until thaw or for at most ${settings.maxLockTime} s`,
+    { event: 'lock.acquired', lockMode: result.lock?.mode, coordinates: result.coordinates, attempts: result.attempts, totalMs: result.totalMs, lockMs: result.lockMs, holderPid: result.holderPid, maxLockTime: settings.maxLockTime },
+    `locked (${result.lock?.mode}): ${where} (${result.totalMs} ms, ${result.attempts} attempt(s)); held until thaw or for at most ${settings.maxLockTime} s`,
   );
+  if (settings.coordinatesFile !== null && result.coordinates !== undefined && result.lock !== undefined) {
+    // Before the acknowledgement: if this fails, freeze fails and the unacknowledged holder releases.
+    const { coordinatesRecord, writeCoordinatesFile } = await import('./coordinatesfile');
+    try {
+      writeCoordinatesFile(settings.coordinatesFile, coordinatesRecord({ ...result.lock, lockMode: result.lock.mode, coordinates: result.coordinates }));
+    } catch (error) {
+      throw new HookError('CONFIG', `cannot write coordinates_file ${settings.coordinatesFile}: ${(error as Error).message}`, { exitCode: EXIT.failure, cause: error });
+    }
+  }
   result.acknowledge();
-  process.stdout.write(`locked: ${where}${gtid} after ${result.totalMs} ms\n`);
+  process.stdout.write(`locked: ${where} after ${result.totalMs} ms\n`);
   return EXIT.ok;
 }
 

@@ -5,6 +5,7 @@
 import * as mysql from 'mysql2/promise';
 import type { ClientSettings } from './config';
 import { HookError } from './errors';
+import { lockPrivileges, type LockMode } from './lockmodes';
 import type { ProcessRow } from './window';
 
 export interface ServerInfo {
@@ -24,11 +25,6 @@ export interface Session {
   close(): Promise<void>;
   /** Closes the socket at once, without waiting for a running statement. */
   destroy(): void;
-}
-
-export interface Coordinates {
-  binlog: { file: string; position: number } | null;
-  gtid: string | null;
 }
 
 /** Identifies one connection for a KILL: same server lifetime, same id, same user. */
@@ -147,15 +143,16 @@ export async function globalPrivileges(session: Session): Promise<Set<string>> {
 }
 
 /**
- * The privileges a freeze needs that the account lacks, each as the name to GRANT. PROCESS matters most:
- * without it the processlist shows only our own threads and every moment looks quiet.
+ * The privileges a freeze in `mode` needs that the account lacks, each as the name to GRANT. PROCESS
+ * matters most: without it the processlist shows only our own threads and every moment looks quiet.
  */
-export function missingPrivileges(granted: ReadonlySet<string>, server: Pick<ServerInfo, 'isMariaDB' | 'logBin'>): string[] {
+export function missingPrivileges(
+  granted: ReadonlySet<string>,
+  server: Pick<ServerInfo, 'isMariaDB' | 'logBin'>,
+  mode: LockMode = 'ftwrl',
+): string[] {
   if (granted.has('ALL PRIVILEGES') || granted.has('ALL')) return [];
-  const needs: Array<{ grant: string; anyOf: string[] }> = [
-    { grant: 'RELOAD', anyOf: ['RELOAD'] },
-    { grant: 'PROCESS', anyOf: ['PROCESS'] },
-  ];
+  const needs = [...lockPrivileges(mode, server), { grant: 'PROCESS', anyOf: ['PROCESS'] }];
   if (server.logBin) {
     needs.push(
       server.isMariaDB
@@ -166,14 +163,14 @@ export function missingPrivileges(granted: ReadonlySet<string>, server: Pick<Ser
   return needs.filter((need) => !need.anyOf.some((name) => granted.has(name))).map((need) => need.grant);
 }
 
-export async function checkPrivileges(session: Session): Promise<void> {
+export async function checkPrivileges(session: Session, mode: LockMode = 'ftwrl'): Promise<void> {
   let granted: Set<string>;
   try {
     granted = await globalPrivileges(session);
   } catch {
     return; // cannot tell: the statements themselves will name what is missing
   }
-  const missing = missingPrivileges(granted, session.server);
+  const missing = missingPrivileges(granted, session.server, mode);
   if (missing.length > 0) {
     throw new HookError(
       'PRIVILEGE',
@@ -198,41 +195,6 @@ export async function readProcesslist(session: Session): Promise<ProcessRow[]> {
     state: row['state'] === null ? null : String(row['state']),
     info: row['info'] === null ? null : String(row['info']),
   }));
-}
-
-const ER_PARSE_ERROR = 1064;
-
-/** Binary-log position and GTID. A server without a binary log gives { binlog: null }. */
-export async function readCoordinates(session: Session): Promise<Coordinates> {
-  const status = await firstSupported(session, ['SHOW MASTER STATUS', 'SHOW BINARY LOG STATUS']);
-  const row = status[0];
-  const binlog =
-    row === undefined ? null : { file: String(row['File']), position: Number(row['Position']) };
-  const gtidVariable = session.server.isMariaDB ? '@@global.gtid_binlog_pos' : '@@global.gtid_executed';
-  let gtid: string | null = null;
-  try {
-    const [rows] = await session.connection.query<mysql.RowDataPacket[]>(`SELECT ${gtidVariable} AS gtid`);
-    const value = rows[0]?.['gtid'];
-    gtid = value === null || value === undefined || value === '' ? null : String(value);
-  } catch {
-    gtid = null;
-  }
-  return { binlog, gtid };
-}
-
-/** Runs the first statement the server understands, falling back on a syntax error only. */
-async function firstSupported(session: Session, statements: readonly string[]): Promise<mysql.RowDataPacket[]> {
-  let lastError: unknown;
-  for (const statement of statements) {
-    try {
-      const [rows] = await session.connection.query<mysql.RowDataPacket[]>(statement);
-      return rows;
-    } catch (error) {
-      if ((error as { errno?: unknown }).errno !== ER_PARSE_ERROR) throw error;
-      lastError = error;
-    }
-  }
-  throw lastError;
 }
 
 /** Marks the holder's lock statements, so that a waiting FLUSH is recognisably ours in the processlist. */

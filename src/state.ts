@@ -5,7 +5,9 @@
  */
 import type { ClientSettings } from './config';
 import type { ErrorCode } from './errors';
-import type { Coordinates, ConnectionProof } from './mysql';
+import type { LockMode, LockPlan } from './lockmodes';
+import type { Coordinates } from './coordinates';
+import type { ConnectionProof } from './mysql';
 import type { ProcessIdentity } from './processes';
 
 export type HolderPhase = 'locking' | 'held' | 'released' | 'expired' | 'lost' | 'aborted';
@@ -23,7 +25,10 @@ export interface HolderState {
   releasedAt?: number;
   releaseReason?: ReleaseReason;
   maxLockTime: number;
+  lockMode?: LockMode;
   coordinates?: Coordinates;
+  /** statements still to run after the release if the holder could not (thaw runs them) */
+  afterRelease?: string[];
   /** a human sentence for `lost` and `aborted` */
   detail?: string;
 }
@@ -61,6 +66,9 @@ export function isLastRun(value: unknown): value is LastRun {
 export interface HolderStart {
   type: 'start';
   client: ClientSettings;
+  plan: LockPlan;
+  /** run on the holder's connection after the release, best effort (e.g. restart the replica applier) */
+  afterRelease: string[];
   lockWaitTimeout: number;
   maxLockTime: number;
   runDir: string;

@@ -1,5 +1,6 @@
 /** `vmware-mysql-snapshot status`: what the holder is doing now, and how the last run ended. */
 import type { Settings } from './config';
+import { describeCoordinates } from './coordinates';
 import { isSameProcess } from './processes';
 import { heldMs, isHolderState, isLastRun, type HolderState, type LastRun } from './state';
 import { LAST_FILE, readJson, runDirExists, STATE_FILE, type ReadResult } from './statedir';
@@ -60,9 +61,7 @@ export function formatStatus(report: StatusReport): string {
 }
 
 function coordinates(state: HolderState): string {
-  const binlog = state.coordinates?.binlog;
-  const where = binlog ? `binlog ${binlog.file}:${binlog.position}` : 'no binary log';
-  return state.coordinates?.gtid ? `${where}, gtid ${state.coordinates.gtid}` : where;
+  return describeCoordinates(state.coordinates);
 }
 
 function iso(epochMs: number | undefined): string {

@@ -40,6 +40,7 @@ export async function thaw(settings: Settings, logger: Logger, operation: Exclud
     };
   }
   const result = await releaseHolder(settings, logger, operation, read.value);
+  await runLeftovers(settings, logger, result.state ?? read.value);
   const last: LastRun = { ...(result.state ?? read.value), thaw: { operation, at: Date.now(), outcome: result.outcome } };
   writeJson(settings.runDir, LAST_FILE, last);
   removeFile(settings.runDir, STATE_FILE);
@@ -125,6 +126,24 @@ export function askHolder(runDir: string, reason: ReleaseRequest['reason']): Pro
       }
     });
   });
+}
+
+/** Statements the holder should have run after its release but could not (it died): e.g. restart the applier. */
+async function runLeftovers(settings: Settings, logger: Logger, state: HolderState): Promise<void> {
+  const statements = state.afterRelease ?? [];
+  if (statements.length === 0 || state.lockedAt === undefined || settings.client.user === '') return;
+  const { openSession } = await import('./mysql');
+  try {
+    const session = await openSession(settings.client, { connectTimeoutMs: 5000 });
+    try {
+      for (const statement of statements) await session.connection.query(statement);
+    } finally {
+      await session.close();
+    }
+    logger.info({ event: 'replica.applier', statements }, 'ran what the holder left undone after its release');
+  } catch (error) {
+    logger.error({ event: 'thaw.failed', statements, error: (error as Error).message }, `could not run ${statements.join('; ')}: ${(error as Error).message}; run it by hand`);
+  }
 }
 
 /**

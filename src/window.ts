@@ -72,6 +72,15 @@ function isBlocker(row: ProcessRow, rules: WindowRules): boolean {
   return row.timeMs >= rules.longQueryMs;
 }
 
+/** Whether kill_long_queries may kill this statement: `select` kills read-only SELECTs only, `all` any. */
+export function isKillable(row: ProcessRow, kill: 'off' | 'select' | 'all'): boolean {
+  if (kill === 'off') return false;
+  if (kill === 'all') return true;
+  // Leading comments and parentheses aside, a SELECT that locks nothing for writing (no FOR UPDATE/SHARE, no INTO).
+  const statement = (row.info ?? '').replace(/\/\*[\s\S]*?\*\//g, ' ').replace(/^[\s(]+/, '');
+  return /^select\b/i.test(statement) && !/\bfor\s+(update|share)\b|\block\s+in\s+share\s+mode\b|\binto\b/i.test(statement);
+}
+
 /** Names one blocker, so that it is logged once however many polls see it: its thread and statement. */
 export function blockerKey(row: ProcessRow): string {
   return `${row.id}\u0000${row.info ?? ''}`;

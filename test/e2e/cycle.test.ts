@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { makeHookSetup, readLog, runHook, spawnHook, type HookSetup } from '../support/hook';
+import { makeHookSetup, ourHolders, readLog, runHook, spawnHook, type HookSetup } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
 
 let server: TestServer;
@@ -36,20 +36,7 @@ async function tryInsert(): Promise<string> {
   }
 }
 
-function holderProcesses(): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv0 = fs.readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0')[0] ?? '';
-      const state = fs.readFileSync(`/proc/${entry}/stat`, 'latin1').split(') ')[1]?.[0];
-      if (path.basename(argv0) === 'pre-freeze-mysql-lock' && state !== 'Z') pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
+const holderProcesses = ourHolders;
 
 async function snapshotUserConnections(): Promise<RowDataPacket[]> {
   return server.query<RowDataPacket[]>("SELECT ID, COMMAND, INFO FROM information_schema.PROCESSLIST WHERE USER = 'snapshot'");

@@ -21,16 +21,10 @@ import {
   type HookResult,
   type HookSetup,
   type HookSetupOptions,
+  ourHolders,
 } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
 
-/**
- * Other test files may run their own holders on this machine at the same time. The holder keeps TZ from
- * freeze's environment (holderEnvironment), so every hook started here carries this marker and the
- * process scan counts only the holders this file started. (A POSIX TZ: zone "VMSERRTEST", UTC+0.)
- */
-const MARKER_TZ = 'VMSERRTEST0';
-const HOLDER_NAME = 'pre-freeze-mysql-lock';
 const TEST_TIMEOUT_MS = 60_000;
 
 let server: TestServer;
@@ -56,7 +50,7 @@ after(async () => {
 // helpers
 
 function runHook(setup: HookSetup, name: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<HookResult> {
-  return runHookRaw(setup, name, args, { timeoutMs: options.timeoutMs ?? 30_000, env: { TZ: MARKER_TZ, ...options.env } });
+  return runHookRaw(setup, name, args, { timeoutMs: options.timeoutMs ?? 30_000, env: options.env });
 }
 
 interface Spawned {
@@ -68,7 +62,7 @@ interface Spawned {
 }
 
 function spawnHook(setup: HookSetup, name: string, args: string[]): Spawned {
-  const child = spawnHookRaw(setup, name, args, { env: { TZ: MARKER_TZ } });
+  const child = spawnHookRaw(setup, name, args);
   spawned.add(child);
   let stdout = '';
   let stderr = '';
@@ -157,25 +151,6 @@ function defaultLogText(): string {
   }
 }
 
-/** Live (non-zombie) lock holders started by this file. */
-function ourHolders(): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv0 = fs.readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0')[0] ?? '';
-      if (path.basename(argv0) !== HOLDER_NAME) continue;
-      const state = fs.readFileSync(`/proc/${entry}/stat`, 'latin1').split(') ')[1]?.[0];
-      if (state === 'Z') continue;
-      const environment = fs.readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
-      if (environment.includes(`TZ=${MARKER_TZ}`)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 /** An INSERT that waits at most 1 s for locks: 'ok', or the error code. */
 async function tryInsert(): Promise<string> {
   const connection = await server.connect();
@@ -192,7 +167,7 @@ async function tryInsert(): Promise<string> {
 
 async function assertNothingLeft(): Promise<void> {
   assert.equal(await tryInsert(), 'ok', 'a write from another connection goes through: nothing is held');
-  assert.deepEqual(ourHolders(), [], `no ${HOLDER_NAME} process is left`);
+  assert.deepEqual(ourHolders(), [], 'no pre-freeze-mysql-lock process is left');
 }
 
 interface Blocker {
@@ -543,7 +518,7 @@ test('the server is down: freeze skips (or fails with if_server_down = fail), th
     assert.equal(thawed.stdout, 'nothing was held\n');
     const thawLog = readLog(skip).filter((line) => line['op'] === 'thaw');
     assert.deepEqual(events(thawLog), ['thaw.start', 'thaw.nothing_held']);
-    assert.deepEqual(ourHolders(), [], `no ${HOLDER_NAME} process is left`);
+    assert.deepEqual(ourHolders(), [], 'no pre-freeze-mysql-lock process is left');
   } finally {
     await server.start();
   }

@@ -98,8 +98,34 @@ export function runHook(setup: HookSetup, name: string, args: string[], options:
   });
 }
 
+/**
+ * Marks the holders that this test process starts: other test files, benchmarks or a soak may run their
+ * own holders on the machine at the same time. The holder keeps TZ from freeze's environment
+ * (holderEnvironment), so TZ carries a zone name unique to this process (with offset 0).
+ */
+export const HOLDER_MARKER = `VMS${String(process.pid).replace(/\d/g, (digit) => 'abcdefghij'[Number(digit)] ?? '')}0`;
+
+/** Live (non-zombie) lock holders started by this test process. */
+export function ourHolders(): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv0 = fs.readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0')[0] ?? '';
+      if (path.basename(argv0) !== 'pre-freeze-mysql-lock') continue;
+      const state = fs.readFileSync(`/proc/${entry}/stat`, 'latin1').split(') ')[1]?.[0];
+      if (state === 'Z') continue;
+      const environment = fs.readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
+      if (environment.includes(`TZ=${HOLDER_MARKER}`)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return pids;
+}
+
 export function spawnHook(setup: HookSetup, name: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
-  const env = { PATH: process.env.PATH, [CONFIG_ENV]: setup.configFile, ...options.env };
+  const env = { PATH: process.env.PATH, [CONFIG_ENV]: setup.configFile, TZ: HOLDER_MARKER, ...options.env };
   return spawn(path.join(setup.binDir, name), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 

@@ -123,6 +123,11 @@ test('a minimal file gets every default', () => {
     ignoreCommands: [],
     ignoreUsers: [],
     ifServerDown: 'skip',
+    lockMode: 'ftwrl',
+    coordinatesFile: null,
+    killLongQueries: 'off',
+    killLongQueriesAfter: 1,
+    replicaSqlThread: 'keep',
     warnings: [],
   });
   assert.deepEqual(DEFAULTS, {
@@ -133,7 +138,29 @@ test('a minimal file gets every default', () => {
     runDir: '/run/vmware-mysql-snapshot',
     logFile: '/var/log/vmware-mysql-snapshot.log',
     ifServerDown: 'skip',
+    lockMode: 'ftwrl',
+    killLongQueries: 'off',
+    killLongQueriesAfter: 1,
+    replicaSqlThread: 'keep',
   });
+});
+
+test('lock mode, coordinates file, kill_long_queries and replica_sql_thread', () => {
+  const settings = load(`${MINIMAL}[snapshot]\nlock-mode = AUTO\ncoordinates_file = /var/lib/mysql/snapshot.json\nkill_long_queries = select\nkill_long_queries_after = 0.5\nreplica_sql_thread = stop\n`);
+  assert.equal(settings.lockMode, 'auto');
+  assert.equal(settings.coordinatesFile, '/var/lib/mysql/snapshot.json');
+  assert.equal(settings.killLongQueries, 'select');
+  assert.equal(settings.killLongQueriesAfter, 0.5);
+  assert.equal(settings.replicaSqlThread, 'stop');
+  assert.equal(
+    onlyProblem(`${MINIMAL}[snapshot]\nlock_mode = gentle\n`),
+    `${CONFIG}:5: lock_mode = "gentle" is not valid: expected ftwrl, backup_stage, backup_locks, instance or auto`,
+  );
+  assert.match(onlyProblem(`${MINIMAL}[snapshot]\ncoordinates_file = relative.json\n`), /coordinates_file/);
+  assert.equal(
+    onlyProblem(`${MINIMAL}[snapshot]\nkill_long_queries = all\nkill_long_queries_after = 2\n`),
+    `${CONFIG}: kill_long_queries_after (2) must be shorter than lock_wait_timeout (2), or the attempt is given up before anything is killed`,
+  );
 });
 
 test('every setting is read, with fractional seconds, lists and normalised keys', () => {
@@ -387,8 +414,8 @@ test('all problems are reported together in one error, in the order of the file'
     `${CONFIG}:6: lock_wait_timeout = "5s" is not valid: expected a number of seconds greater than 0 and at most 3600, such as 2 or 0.5, without a unit`,
     `${CONFIG}:7: max_lock_time = "-3" is not valid: expected a number of seconds greater than 0 and at most 86400, such as 2 or 0.5, without a unit`,
     `${CONFIG}:8: if_server_down = "maybe" is not valid: expected skip or fail`,
-    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down`,
-    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down`,
+    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread`,
+    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread`,
     `${CONFIG}:12: unknown section [other]: expected [client] or [snapshot]`,
     `${CONFIG}: [client] has no user: set user (and password), or defaults_file = /etc/mysql/debian.cnf`,
   ]);

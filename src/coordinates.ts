@@ -1,0 +1,196 @@
+/**
+ * Where the snapshot stands in the replication streams: this server's binary-log position and GTID, and,
+ * on a replica, the EXECUTED position of every source channel (what a replica seeded from the snapshot
+ * continues from). Statements are chosen by trying and falling back on a syntax error, since the
+ * spellings differ between MySQL, MariaDB and their versions; columns are matched by name, both spellings.
+ */
+import type { RowDataPacket } from 'mysql2/promise';
+import type { Session } from './mysql';
+
+export interface ReplicaChannel {
+  /** MySQL Channel_Name / MariaDB Connection_name; '' is the default channel */
+  channel: string;
+  sourceHost: string | null;
+  sourcePort: number | null;
+  /** Relay_Source_Log_File / Relay_Master_Log_File: the source's binlog that holds the last EXECUTED event */
+  sourceLogFile: string | null;
+  /** Exec_Source_Log_Pos / Exec_Master_Log_Pos */
+  sourceLogPosition: number | null;
+  /** MySQL Executed_Gtid_Set, MariaDB gtid_slave_pos (for this channel's domain) */
+  gtid: string | null;
+  /** MariaDB Using_Gtid (No, Slave_Pos, Current_Pos); MySQL Auto_Position */
+  usingGtid: string | null;
+  sqlRunning: boolean;
+  ioRunning: boolean;
+}
+
+export interface Coordinates {
+  /** null: the server has no binary log (nothing to replicate from this snapshot directly) */
+  binlog: { file: string; position: number } | null;
+  /** this server's executed GTIDs: MySQL gtid_executed, MariaDB gtid_binlog_pos */
+  gtid: string | null;
+  /** MariaDB gtid_slave_pos, when set (the position a replica of a replica continues from) */
+  gtidSlavePos?: string | null;
+  /** one entry per replication channel; absent when the server is no replica */
+  replication?: ReplicaChannel[];
+  /** set when the replica status could not be read (e.g. a missing privilege): the reason */
+  replicationUnknown?: string;
+}
+
+const ER_PARSE_ERROR = 1064;
+const ER_SPECIFIC_ACCESS_DENIED = 1227;
+
+type Row = Record<string, unknown>;
+
+/** Runs the first statement the server understands, falling back on a syntax error only. */
+export async function firstSupported(session: Session, statements: readonly string[]): Promise<{ statement: string; rows: Row[] }> {
+  let lastError: unknown;
+  for (const statement of statements) {
+    try {
+      const [rows] = await session.connection.query<RowDataPacket[]>(statement);
+      return { statement, rows };
+    } catch (error) {
+      if (errno(error) !== ER_PARSE_ERROR) throw error;
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
+function errno(error: unknown): unknown {
+  return (error as { errno?: unknown }).errno;
+}
+
+/** Statements for the binary-log status, the likely one first (one round trip in the usual case). */
+export function binlogStatusStatements(isMariaDB: boolean): string[] {
+  return isMariaDB
+    ? ['SHOW MASTER STATUS', 'SHOW BINLOG STATUS']
+    : ['SHOW BINARY LOG STATUS', 'SHOW MASTER STATUS'];
+}
+
+export function replicaStatusStatements(isMariaDB: boolean): string[] {
+  return isMariaDB
+    ? ['SHOW ALL SLAVES STATUS', 'SHOW REPLICA STATUS', 'SHOW SLAVE STATUS']
+    : ['SHOW REPLICA STATUS', 'SHOW SLAVE STATUS'];
+}
+
+export async function readCoordinates(session: Session): Promise<Coordinates> {
+  const { isMariaDB } = session.server;
+  const status = await firstSupported(session, binlogStatusStatements(isMariaDB));
+  const coordinates: Coordinates = { binlog: parseBinlogStatus(status.rows), gtid: null };
+  if (isMariaDB) {
+    const [rows] = await session.connection.query<RowDataPacket[]>(
+      'SELECT @@global.gtid_binlog_pos AS binlogPos, @@global.gtid_slave_pos AS slavePos',
+    );
+    coordinates.gtid = text(rows[0]?.['binlogPos']);
+    coordinates.gtidSlavePos = text(rows[0]?.['slavePos']);
+  } else {
+    coordinates.gtid = text(status.rows[0]?.['Executed_Gtid_Set']) ?? (await readMysqlGtidExecuted(session));
+  }
+  await addReplication(session, coordinates);
+  return coordinates;
+}
+
+async function readMysqlGtidExecuted(session: Session): Promise<string | null> {
+  try {
+    const [rows] = await session.connection.query<RowDataPacket[]>('SELECT @@global.gtid_executed AS gtid');
+    return text(rows[0]?.['gtid']);
+  } catch {
+    return null;
+  }
+}
+
+async function addReplication(session: Session, coordinates: Coordinates): Promise<void> {
+  let rows: Row[];
+  try {
+    rows = (await firstSupported(session, replicaStatusStatements(session.server.isMariaDB))).rows;
+  } catch (error) {
+    if (errno(error) !== ER_SPECIFIC_ACCESS_DENIED) throw error;
+    const privilege = session.server.isMariaDB ? 'REPLICA MONITOR' : 'REPLICATION CLIENT';
+    coordinates.replicationUnknown = `cannot read the replica status: the account lacks ${privilege}`;
+    return;
+  }
+  const channels = parseReplicaStatus(rows);
+  if (channels.length > 0) coordinates.replication = channels;
+}
+
+export function parseBinlogStatus(rows: readonly Row[]): Coordinates['binlog'] {
+  const row = rows[0];
+  if (row === undefined || text(row['File']) === null) return null;
+  return { file: String(row['File']), position: Number(row['Position']) };
+}
+
+/** One entry per channel, whichever spelling the server uses (Source_ / Master_, Replica_ / Slave_). */
+export function parseReplicaStatus(rows: readonly Row[]): ReplicaChannel[] {
+  return rows.map((row) => {
+    const pick = (...names: string[]): unknown => names.map((name) => row[name]).find((value) => value !== undefined);
+    const autoPosition = pick('Auto_Position');
+    return {
+      channel: text(pick('Channel_Name', 'Connection_name', 'Connection_Name')) ?? '',
+      sourceHost: text(pick('Source_Host', 'Master_Host')),
+      sourcePort: numberOrNull(pick('Source_Port', 'Master_Port')),
+      sourceLogFile: text(pick('Relay_Source_Log_File', 'Relay_Master_Log_File')),
+      sourceLogPosition: numberOrNull(pick('Exec_Source_Log_Pos', 'Exec_Master_Log_Pos')),
+      gtid: text(pick('Executed_Gtid_Set', 'Gtid_Slave_Pos')),
+      usingGtid: text(pick('Using_Gtid')) ?? (autoPosition === undefined ? null : Number(autoPosition) === 1 ? 'Auto_Position' : 'No'),
+      sqlRunning: text(pick('Replica_SQL_Running', 'Slave_SQL_Running')) === 'Yes',
+      ioRunning: text(pick('Replica_IO_Running', 'Slave_IO_Running')) === 'Yes',
+    };
+  });
+}
+
+/** Coordinates under LOCK INSTANCE FOR BACKUP (MySQL 8.0+): performance_schema.log_status, then replicas. */
+export async function readCoordinatesFromLogStatus(session: Session): Promise<Coordinates> {
+  const [rows] = await session.connection.query<RowDataPacket[]>('SELECT LOCAL FROM performance_schema.log_status');
+  const coordinates: Coordinates = parseLogStatus(rows[0]);
+  await addReplication(session, coordinates);
+  return coordinates;
+}
+
+/**
+ * Coordinates from MySQL's performance_schema.log_status (used with LOCK INSTANCE FOR BACKUP, which
+ * does not stop commits: the table is read under the server's own brief lock, so its parts agree).
+ */
+export function parseLogStatus(row: Row | undefined): Pick<Coordinates, 'binlog' | 'gtid'> {
+  const local = parseJson(row?.['LOCAL']);
+  const file = text(local?.['binary_log_file']);
+  return {
+    binlog: file === null ? null : { file, position: Number(local?.['binary_log_position']) },
+    gtid: text(local?.['gtid_executed']),
+  };
+}
+
+function parseJson(value: unknown): Record<string, unknown> | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'object') return value as Record<string, unknown>;
+  try {
+    return JSON.parse(String(value)) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+function text(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  const string = String(value).replace(/\s*\n\s*/g, '');
+  return string === '' ? null : string;
+}
+
+function numberOrNull(value: unknown): number | null {
+  if (value === null || value === undefined || value === '') return null;
+  const number = Number(value);
+  return Number.isFinite(number) ? number : null;
+}
+
+/** A one-line human summary for the log and stdout. */
+export function describeCoordinates(coordinates: Coordinates | undefined): string {
+  if (coordinates === undefined) return 'no coordinates';
+  const parts = [coordinates.binlog ? `binlog ${coordinates.binlog.file}:${coordinates.binlog.position}` : 'no binary log'];
+  if (coordinates.gtid) parts.push(`gtid ${coordinates.gtid}`);
+  for (const channel of coordinates.replication ?? []) {
+    const name = channel.channel === '' ? 'source' : `source '${channel.channel}'`;
+    const position = channel.sourceLogFile ? `${channel.sourceLogFile}:${channel.sourceLogPosition}` : 'no position';
+    parts.push(`${name} ${channel.sourceHost ?? '?'} executed ${position}${channel.gtid ? ` gtid ${channel.gtid}` : ''}`);
+  }
+  return parts.join(', ');
+}
