@@ -106,12 +106,19 @@ async function addReplication(session: Session, coordinates: Coordinates): Promi
     rows = (await firstSupported(session, replicaStatusStatements(session.server.isMariaDB))).rows;
   } catch (error) {
     if (errno(error) !== ER_SPECIFIC_ACCESS_DENIED) throw error;
+    if (session.server.isMariaDB && !(await replicaThreadsRunning(session))) return; // no replica to describe
     const privilege = session.server.isMariaDB ? 'REPLICA MONITOR' : 'REPLICATION CLIENT';
     coordinates.replicationUnknown = `cannot read the replica status: the account lacks ${privilege}`;
     return;
   }
   const channels = parseReplicaStatus(rows);
   if (channels.length > 0) coordinates.replication = channels;
+}
+
+/** MariaDB's Slaves_running status needs no privilege: whether any replication thread runs. */
+async function replicaThreadsRunning(session: Session): Promise<boolean> {
+  const [rows] = await session.connection.query<RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Slaves_running'");
+  return Number(rows[0]?.['Value'] ?? 1) > 0;
 }
 
 export function parseBinlogStatus(rows: readonly Row[]): Coordinates['binlog'] {

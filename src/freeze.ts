@@ -11,10 +11,10 @@ import { acquireFreezeLock } from './freezelock';
 import type { Logger } from './log';
 import type { Coordinates } from './coordinates';
 import { chooseMode, lockPlan, unsupportedReason, type LockMode, type ServerTraits } from './lockmodes';
-import { checkPrivileges, holderTag, isServerDown, killConnectionIfOurs, openSession, readProcesslist, type ConnectionProof, type Session } from './mysql';
+import { checkPrivileges, holderTag, isServerDown, killConnectionIfOurs, openSession, readProcesslist, serverError, type ConnectionProof, type Session } from './mysql';
 import { stopAppliers } from './replica';
 import { identify, isSameProcess, stopProcess } from './processes';
-import { isHolderState, type FromHolder, type HolderStart, type LastRun } from './state';
+import { isOurHolderState, type FromHolder, type HolderStart, type LastRun } from './state';
 import { ensureRunDir, LAST_FILE, readJson, removeFile, STATE_FILE, writeJson } from './statedir';
 import { blockerKey, findBlockers, isKillable, statementPreview, windowRules, type ProcessRow, type WindowRules } from './window';
 
@@ -41,7 +41,7 @@ export interface FreezeResult {
    * Tells the holder that freeze has logged the lock and is about to exit 0; until then a holder whose
    * freeze disappears releases at once.
    */
-  acknowledge: () => void;
+  acknowledge: () => Promise<void>;
 }
 
 export async function freeze(settings: Settings, logger: Logger, abort: AbortSignal): Promise<FreezeResult> {
@@ -56,7 +56,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
     } catch (error) {
       if (isServerDown(error) && settings.ifServerDown === 'skip') {
         logger.warn({ event: 'freeze.server_down', error: (error as Error).message }, 'the server is not running: nothing to quiesce, the snapshot goes ahead (if_server_down = skip)');
-        return { outcome: 'skipped', attempts: 0, totalMs: Date.now() - startedAt, acknowledge: () => undefined };
+        return { outcome: 'skipped', attempts: 0, totalMs: Date.now() - startedAt, acknowledge: async () => undefined };
       }
       throw error;
     }
@@ -65,7 +65,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
     try {
       const traits = await serverTraits(session);
       const mode = resolveLockMode(settings, traits, logger);
-      await checkPrivileges(session, mode);
+      await checkPrivileges(session, { mode, killQueries: settings.killLongQueries !== 'off', stopApplier: settings.replicaSqlThread === 'stop' });
       if (settings.replicaSqlThread === 'stop') {
         restartAppliers = await stopAppliersLogged(session, logger, startedAt + settings.freezeTimeout * 1000);
       }
@@ -84,7 +84,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
 
 /** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
 function refuseIfHeld(settings: Settings, logger: Logger): void {
-  const read = readJson(settings.runDir, STATE_FILE, isHolderState);
+  const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   if (read.kind === 'missing') return;
   if (read.kind === 'untrusted') {
     logger.warn({ event: 'freeze.stale_state', reason: read.reason }, `ignoring and removing untrusted state: ${read.reason}`);
@@ -179,11 +179,17 @@ class Freezer {
           totalMs: Date.now() - this.startedAt,
           lockMs: attempt.waitedMs,
           holderPid: attempt.holder.pid,
-          acknowledge: () => {
-            attempt.holder.send({ type: 'ack' }); // from here the holder outlives us
-            attempt.holder.disconnect();
-            attempt.holder.unref();
-          },
+          // From here the holder outlives us. Disconnect only once the ack is written to the channel:
+          // closing it with the write still queued would drop the ack, and the holder would release.
+          acknowledge: () =>
+            new Promise<void>((resolve, reject) => {
+              attempt.holder.send({ type: 'ack' }, (error) => {
+                if (error) return reject(new HookError('INTERNAL', `could not confirm the lock to the holder: ${error.message}`));
+                attempt.holder.disconnect();
+                attempt.holder.unref();
+                resolve();
+              });
+            }),
         };
       }
       await this.pause(Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - Date.now())));
@@ -200,7 +206,9 @@ class Freezer {
   }
 
   private async blockers(): Promise<ProcessRow[]> {
-    const rows = await readProcesslist(this.session);
+    const rows = await readProcesslist(this.session).catch((error: unknown) => {
+      throw serverError(error, 'reading the processlist');
+    });
     // Statements we may kill if they hold up the lock do not make us wait for them.
     const blockers = findBlockers(rows, this.rules(this.settings.longQueryTime)).filter(
       (row) => !isKillable(row, this.settings.killLongQueries),
@@ -306,9 +314,11 @@ class Freezer {
         settle(() => reject(new HookError('INTERNAL', `cannot start the lock holder ${process.execPath}: ${error.message}`)));
       });
       holder.on('exit', (code, signal) => {
+        // Its FLUSH may still wait on the server, with writers queued behind it: KILL it (proven) first.
         settle(() => {
-          this.holder = undefined;
-          reject(new HookError('INTERNAL', `the lock holder exited before locking (${signal ?? `exit code ${code}`})`));
+          void this.stopHolder().then(() =>
+            reject(new HookError('INTERNAL', `the lock holder exited before locking (${signal ?? `exit code ${code}`}); nothing is held`)),
+          );
         });
       });
     });
@@ -325,9 +335,15 @@ class Freezer {
       const waitedSeconds = (Date.now() - attemptStartedAt) / 1000;
       const victims = findBlockers(rows, this.rules(waitedSeconds)).filter((row) => isKillable(row, this.settings.killLongQueries));
       for (const row of victims) {
-        await this.session.connection.query(`KILL QUERY ${Number(row.id)}`).catch(() => undefined);
+        const fields = { thread: row.id, user: row.user, host: row.host, db: row.db, seconds: row.timeMs / 1000, statement: statementPreview(row.info) };
+        try {
+          await this.session.connection.query(`KILL QUERY ${Number(row.id)}`);
+        } catch (error) {
+          this.logger.error({ event: 'query.kill_failed', ...fields, error: (error as Error).message }, `could not kill the statement of thread ${row.id}: ${(error as Error).message}`);
+          continue;
+        }
         this.logger.warn(
-          { event: 'query.killed', thread: row.id, user: row.user, host: row.host, db: row.db, seconds: row.timeMs / 1000, statement: statementPreview(row.info) },
+          { event: 'query.killed', ...fields },
           `killed the statement of thread ${row.id} (${row.user}, running ${(row.timeMs / 1000).toFixed(1)} s) that held up the lock (kill_long_queries = ${this.settings.killLongQueries})`,
         );
       }

@@ -3,6 +3,7 @@
  * record, so that a freeze that was SIGKILLed never blocks the next one: a lock whose owner is provably
  * gone is broken at once instead of after the staleness period.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as lockfile from 'proper-lockfile';
 import { HookError } from './errors';
@@ -21,7 +22,8 @@ function isIdentity(value: unknown): value is ProcessIdentity {
 
 export async function acquireFreezeLock(runDir: string): Promise<() => Promise<void>> {
   const target = path.join(runDir, LOCK_TARGET);
-  const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: `${target}.lock`, onCompromised: () => undefined };
+  const lockDirectory = `${target}.lock`;
+  const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: lockDirectory, onCompromised: () => undefined };
   let release: () => Promise<void>;
   try {
     release = await lockfile.lock(target, options);
@@ -31,10 +33,16 @@ export async function acquireFreezeLock(runDir: string): Promise<() => Promise<v
     if (owner.kind === 'ok' && isSameProcess(owner.value)) {
       throw new HookError('BUSY', `another freeze is running (pid ${owner.value.pid}); only one freeze at a time`);
     }
-    // The owner is gone (or never recorded itself and the lock is about to go stale): break it once.
-    if (owner.kind === 'missing') throw new HookError('BUSY', 'another freeze is starting; only one freeze at a time');
-    await lockfile.unlock(target, { realpath: false, lockfilePath: `${target}.lock` }).catch(() => undefined);
-    release = await lockfile.lock(target, options);
+    if (owner.kind === 'missing') throw busyStarting();
+    // Its owner is provably gone (killed before it could release): break the lock. proper-lockfile only
+    // unlocks locks of its own process, so remove the lock directory (in our mode-700 run_dir) ourselves.
+    fs.rmSync(lockDirectory, { recursive: true, force: true });
+    try {
+      release = await lockfile.lock(target, options);
+    } catch (retryError) {
+      if ((retryError as NodeJS.ErrnoException).code === 'ELOCKED') throw busyStarting();
+      throw retryError;
+    }
   }
   const self = identify(process.pid);
   if (self !== null) writeJson(runDir, OWNER_FILE, self);
@@ -42,4 +50,8 @@ export async function acquireFreezeLock(runDir: string): Promise<() => Promise<v
     removeFile(runDir, OWNER_FILE);
     await release().catch(() => undefined);
   };
+}
+
+function busyStarting(): HookError {
+  return new HookError('BUSY', 'another freeze is starting; only one freeze at a time');
 }

@@ -67,7 +67,7 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
       throw new HookError('CONFIG', `cannot write coordinates_file ${settings.coordinatesFile}: ${(error as Error).message}`, { exitCode: EXIT.failure, cause: error });
     }
   }
-  result.acknowledge();
+  await result.acknowledge();
   process.stdout.write(`locked: ${where} after ${result.totalMs} ms\n`);
   return EXIT.ok;
 }

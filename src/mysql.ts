@@ -52,6 +52,8 @@ export async function openSession(client: ClientSettings, options: { connectTime
   } catch (error) {
     throw connectError(error, client);
   }
+  // A server that goes away emits 'error' on an idle connection: the next query reports it; never crash.
+  connection.on('error', () => undefined);
   try {
     const server = await readServerInfo(connection);
     return {
@@ -115,12 +117,22 @@ export function serverError(error: unknown, doing: string, account?: string): Ho
   if (error instanceof HookError) return error;
   const errno = (error as { errno?: unknown }).errno;
   const message = (error as Error).message;
+  if (isConnectionLost(error)) {
+    return new HookError('SERVER', `lost the connection to the server while ${doing} (${message}): is it restarting?`, { cause: error });
+  }
   if (errno === 1227 || errno === 1142) {
     const privileges = /\(at least one of\) the (.+?) privilege/.exec(message)?.[1];
     const grant = privileges === undefined ? '' : `: ${grantStatement(privileges.split(/,\s*/).slice(-1), account)}`;
     return new HookError('PRIVILEGE', `missing privilege while ${doing} (${message})${grant}`, { cause: error });
   }
   return new HookError('SERVER', `server error while ${doing}: ${message}`, { cause: error });
+}
+
+const CONNECTION_LOST_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'EPIPE', 'ER_SERVER_SHUTDOWN', 'ER_CONNECTION_KILLED']);
+
+function isConnectionLost(error: unknown): boolean {
+  const code = String((error as { code?: unknown }).code);
+  return CONNECTION_LOST_CODES.has(code) || /closed state|connection lost/i.test((error as Error).message ?? '');
 }
 
 export function grantStatement(privileges: readonly string[], account = 'USER@HOST'): string {
@@ -146,31 +158,49 @@ export async function globalPrivileges(session: Session): Promise<Set<string>> {
  * The privileges a freeze in `mode` needs that the account lacks, each as the name to GRANT. PROCESS
  * matters most: without it the processlist shows only our own threads and every moment looks quiet.
  */
-export function missingPrivileges(
-  granted: ReadonlySet<string>,
-  server: Pick<ServerInfo, 'isMariaDB' | 'logBin'>,
-  mode: LockMode = 'ftwrl',
-): string[] {
+export interface PrivilegeNeeds {
+  mode: LockMode;
+  /** kill_long_queries is on: KILL QUERY of other users' statements */
+  killQueries?: boolean;
+  /** replica_sql_thread = stop: stop and start the applier, read the replica status */
+  stopApplier?: boolean;
+}
+
+export function missingPrivileges(granted: ReadonlySet<string>, server: Pick<ServerInfo, 'isMariaDB' | 'logBin'>, needs: PrivilegeNeeds = { mode: 'ftwrl' }): string[] {
   if (granted.has('ALL PRIVILEGES') || granted.has('ALL')) return [];
-  const needs = [...lockPrivileges(mode, server), { grant: 'PROCESS', anyOf: ['PROCESS'] }];
+  const { isMariaDB } = server;
+  const required = [...lockPrivileges(needs.mode, server), { grant: 'PROCESS', anyOf: ['PROCESS'] }];
   if (server.logBin) {
-    needs.push(
-      server.isMariaDB
+    required.push(
+      isMariaDB
         ? { grant: 'BINLOG MONITOR', anyOf: ['BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER'] }
         : { grant: 'REPLICATION CLIENT', anyOf: ['REPLICATION CLIENT', 'SUPER'] },
     );
   }
-  return needs.filter((need) => !need.anyOf.some((name) => granted.has(name))).map((need) => need.grant);
+  if (needs.killQueries) {
+    required.push(isMariaDB ? { grant: 'CONNECTION ADMIN', anyOf: ['CONNECTION ADMIN', 'SUPER'] } : { grant: 'CONNECTION_ADMIN', anyOf: ['CONNECTION_ADMIN', 'SUPER'] });
+  }
+  if (needs.stopApplier) {
+    required.push(
+      isMariaDB
+        ? { grant: 'REPLICATION SLAVE ADMIN', anyOf: ['REPLICATION SLAVE ADMIN', 'SUPER'] }
+        : { grant: 'REPLICATION_SLAVE_ADMIN', anyOf: ['REPLICATION_SLAVE_ADMIN', 'SUPER'] },
+      isMariaDB
+        ? { grant: 'REPLICA MONITOR', anyOf: ['REPLICA MONITOR', 'SLAVE MONITOR', 'REPLICATION CLIENT', 'SUPER'] }
+        : { grant: 'REPLICATION CLIENT', anyOf: ['REPLICATION CLIENT', 'SUPER'] },
+    );
+  }
+  return required.filter((need) => !need.anyOf.some((name) => granted.has(name))).map((need) => need.grant);
 }
 
-export async function checkPrivileges(session: Session, mode: LockMode = 'ftwrl'): Promise<void> {
+export async function checkPrivileges(session: Session, needs: PrivilegeNeeds = { mode: 'ftwrl' }): Promise<void> {
   let granted: Set<string>;
   try {
     granted = await globalPrivileges(session);
   } catch {
     return; // cannot tell: the statements themselves will name what is missing
   }
-  const missing = missingPrivileges(granted, session.server, mode);
+  const missing = missingPrivileges(granted, session.server, needs);
   if (missing.length > 0) {
     throw new HookError(
       'PRIVILEGE',

@@ -3,7 +3,9 @@
  * freeze -> holder: IPC channel of the spawned child (private; carries the credentials).
  * thaw -> holder: a Unix socket in run_dir (mode 700, so only root can connect).
  */
+import * as fs from 'node:fs';
 import type { ClientSettings } from './config';
+import { HOLDER_NAME } from './dispatch';
 import type { ErrorCode } from './errors';
 import type { LockMode, LockPlan } from './lockmodes';
 import type { Coordinates } from './coordinates';
@@ -57,6 +59,24 @@ export function isHolderState(value: unknown): value is HolderState {
     typeof holder.exe === 'string' &&
     typeof state.startedAt === 'number'
   );
+}
+
+/**
+ * A state we may act on: well-formed, and naming a holder of ours, i.e. a process started as
+ * pre-freeze-mysql-lock from this very executable. Anything else is untrusted and nothing is signalled
+ * on its account, even if the PID and start time it names are a live process's true identity.
+ */
+export function isOurHolderState(value: unknown): value is HolderState {
+  if (!isHolderState(value)) return false;
+  const { name, exe } = value.holder;
+  const ours = ownExecutable();
+  return name === HOLDER_NAME && (exe === ours || exe === `${ours} (deleted)`);
+}
+
+let executable: string | undefined;
+function ownExecutable(): string {
+  executable ??= fs.realpathSync(process.execPath);
+  return executable;
 }
 
 export function isLastRun(value: unknown): value is LastRun {

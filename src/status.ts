@@ -2,7 +2,7 @@
 import type { Settings } from './config';
 import { describeCoordinates } from './coordinates';
 import { isSameProcess } from './processes';
-import { heldMs, isHolderState, isLastRun, type HolderState, type LastRun } from './state';
+import { heldMs, isOurHolderState, isLastRun, type HolderState, type LastRun } from './state';
 import { LAST_FILE, readJson, runDirExists, STATE_FILE, type ReadResult } from './statedir';
 
 export type Phase = 'idle' | 'locking' | 'holding' | 'released' | 'unknown';
@@ -18,7 +18,7 @@ export interface StatusReport {
 export function readStatus(settings: Settings, now = Date.now()): StatusReport {
   const report: StatusReport = { phase: 'idle', runDir: settings.runDir, current: null, last: null, problems: [] };
   if (!runDirExists(settings.runDir)) return report;
-  const current = value(readJson(settings.runDir, STATE_FILE, isHolderState), report.problems);
+  const current = value(readJson(settings.runDir, STATE_FILE, isOurHolderState), report.problems);
   report.last = value(readJson(settings.runDir, LAST_FILE, isLastRun), report.problems);
   if (current !== null) {
     const holderAlive = isSameProcess(current.holder);

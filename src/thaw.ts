@@ -9,7 +9,7 @@ import type { Operation } from './dispatch';
 import { HookError } from './errors';
 import type { Logger } from './log';
 import { isSameProcess, stopProcess, waitForExit } from './processes';
-import { heldMs, isHolderState, type HolderState, type LastRun, type ReleaseReply, type ReleaseRequest } from './state';
+import { heldMs, isOurHolderState, type HolderState, type LastRun, type ReleaseReply, type ReleaseRequest } from './state';
 import { checkRunDir, LAST_FILE, readJson, removeFile, runDirExists, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
 
 const REPLY_TIMEOUT_MS = 3000;
@@ -26,7 +26,7 @@ export interface ThawResult {
 export async function thaw(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>): Promise<ThawResult> {
   if (!runDirExists(settings.runDir)) return nothingHeld(logger, operation, 'no run directory');
   checkRunDir(settings.runDir);
-  const read = readJson(settings.runDir, STATE_FILE, isHolderState);
+  const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   if (read.kind === 'missing') return nothingHeld(logger, operation, 'no holder state');
   if (read.kind === 'untrusted') {
     // Nothing in it can be believed, so nothing is signalled on its account; a live holder still answers.
@@ -73,7 +73,7 @@ async function releaseHolder(settings: Settings, logger: Logger, operation: 'tha
 }
 
 function readFinalState(runDir: string): HolderState | undefined {
-  const read = readJson(runDir, STATE_FILE, isHolderState);
+  const read = readJson(runDir, STATE_FILE, isOurHolderState);
   return read.kind === 'ok' ? read.value : undefined;
 }
 

@@ -16,6 +16,9 @@ test('aliases and ALL PRIVILEGES satisfy the need', () => {
   assert.deepEqual(missingPrivileges(new Set(['RELOAD', 'PROCESS', 'SUPER']), mariadb), []);
   assert.deepEqual(missingPrivileges(new Set(['ALL PRIVILEGES']), { isMariaDB: false, logBin: true }), []);
   assert.deepEqual(missingPrivileges(new Set(['PROCESS']), mariadb), ['RELOAD', 'BINLOG MONITOR']);
+  assert.deepEqual(missingPrivileges(new Set(['RELOAD', 'PROCESS', 'BINLOG MONITOR']), mariadb, { mode: 'ftwrl', killQueries: true }), ['CONNECTION ADMIN']);
+  assert.deepEqual(missingPrivileges(new Set(['RELOAD', 'PROCESS', 'BINLOG MONITOR', 'SUPER']), mariadb, { mode: 'ftwrl', killQueries: true, stopApplier: true }), []);
+  assert.deepEqual(missingPrivileges(new Set(['PROCESS', 'REPLICATION CLIENT']), { isMariaDB: false, logBin: true }, { mode: 'instance', stopApplier: true }), ['BACKUP_ADMIN', 'REPLICATION_SLAVE_ADMIN']);
 });
 
 test('the GRANT quotes the account as user@host', () => {

@@ -1,0 +1,684 @@
+#!/usr/bin/env bash
+# Installs (or, with --uninstall, removes) vmware-mysql-snapshot: one self-contained executable, plus
+# symlinks under the names the hypervisor's guest agent calls, a configuration template, a logrotate
+# file and a systemd-tmpfiles entry. Run ./install.sh --help for the details.
+#
+# Every path created is recorded in a manifest, so that --uninstall removes exactly those. All paths in
+# this script are paths on the target system; DESTDIR is only ever prepended when touching the disk.
+set -euo pipefail
+
+readonly NAME=vmware-mysql-snapshot
+readonly BACKUP_SUFFIX=.before-vmware-mysql-snapshot
+
+readonly LEGACY_HOOKS=(/usr/sbin/pre-freeze-script /usr/sbin/post-thaw-script /usr/sbin/pre-freeze-mysql-lock)
+readonly BACKUP_SCRIPTS_D_HOOK=/etc/vmware-tools/backupScripts.d/50-mysql
+readonly QEMU_HOOK=/etc/qemu/fsfreeze-hook.d/mysql
+readonly ALL_HOOKS=("${LEGACY_HOOKS[@]}" "$BACKUP_SCRIPTS_D_HOOK" "$QEMU_HOOK")
+readonly CONFIG=/etc/vmware-mysql-snapshot.cnf
+readonly LOGROTATE=/etc/logrotate.d/vmware-mysql-snapshot
+readonly TMPFILES=/usr/lib/tmpfiles.d/vmware-mysql-snapshot.conf
+readonly RUN_DIR=/run/vmware-mysql-snapshot
+readonly LOG_FILE=/var/log/vmware-mysql-snapshot.log
+readonly MANIFEST=/var/lib/vmware-mysql-snapshot/install-manifest
+readonly HOLDER_NAME=pre-freeze-mysql-lock
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+readonly SCRIPT_DIR
+PROGRAM=$(basename -- "$0")
+readonly PROGRAM
+
+usage() {
+  cat <<EOF
+Usage: sudo ./$PROGRAM [--prefix DIR] [--binary FILE] [--backup-scripts-d] [--qemu] [--force]
+       sudo ./$PROGRAM --uninstall [--purge]
+
+Installs vmware-mysql-snapshot, the freeze/thaw hook that holds FLUSH TABLES WITH READ LOCK on
+MySQL/MariaDB while VMware Tools or the QEMU guest agent snapshots the VM. Build it first
+(npm run build makes dist/vmware-mysql-snapshot); the target machine needs no Node.
+
+What it installs (all root:root):
+  PREFIX/sbin/$NAME
+      the executable, mode 700
+  /usr/sbin/pre-freeze-script, /usr/sbin/post-thaw-script, /usr/sbin/pre-freeze-mysql-lock
+      symlinks to it under VMware Tools' legacy hook names (the default layout)
+  $CONFIG
+      configuration template, mode 600; an existing one is never overwritten
+  $LOGROTATE
+      log rotation, mode 644
+  $TMPFILES
+      makes $RUN_DIR (mode 700) at boot
+  $MANIFEST
+      every path created, for --uninstall
+
+Options:
+  --prefix DIR         put the executable in DIR/sbin (default: \$PREFIX, else /usr/local)
+  --binary FILE        install FILE instead of dist/$NAME beside this script
+  --backup-scripts-d   link $BACKUP_SCRIPTS_D_HOOK instead of the legacy names
+  --qemu               link $QEMU_HOOK instead of the legacy names
+                       (--backup-scripts-d and --qemu may be combined)
+  --force              a hook file that this script did not install is moved aside to
+                       FILE$BACKUP_SUFFIX instead of stopping the install
+  --uninstall          remove what the manifest lists (the configuration stays), put files that
+                       --force moved aside back, remove the manifest
+  --purge              as --uninstall, and also remove $CONFIG,
+                       $LOG_FILE* and $RUN_DIR
+  -h, --help           this text
+
+Environment:
+  DESTDIR   install below this directory instead of / (packages, tests); the links still point
+            at PREFIX/sbin/$NAME. Without DESTDIR it must run as root; with
+            DESTDIR and not as root, the files are left owned by the current user.
+  PREFIX    as --prefix
+
+Notes:
+  - Mode 700, owned by root: some backup vendors' agents (Azure, Commvault/Nutanix) refuse to run a
+    hook that is not root-owned with mode 700, and a configuration file that is not mode 600.
+  - Choose ONE VMware layout: VMware Tools runs the legacy scripts AND every backupScripts.d entry, so
+    both would freeze twice and fail the snapshot. Running this script with another layout removes the
+    links of the previous one. On EL8 with SELinux, --backup-scripts-d is the safer choice.
+  - --qemu: qemu-ga runs /etc/qemu/fsfreeze-hook (which runs fsfreeze-hook.d/*) only when started with
+    --fsfreeze-hook (-F). Distributions that use /etc/qemu-ga/fsfreeze-hook.d need a link there instead.
+  - An existing hook that is not a symlink to our executable is never replaced without --force: the
+    install then stops before changing anything and shows the file.
+  - Running it again changes nothing; it prints one line for each file: installed, kept, replaced,
+    removed, moved aside, restored.
+
+Exit status: 0 done; 1 refused or failed (when refused, nothing was changed); 2 bad command line.
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------- output
+
+say() {
+  printf '%-11s %s\n' "$1" "$2"
+}
+
+note() {
+  printf '%s: note: %s\n' "$PROGRAM" "$*" >&2
+}
+
+warn() {
+  printf '%s: warning: %s\n' "$PROGRAM" "$*" >&2
+}
+
+die() {
+  printf '%s: %s\n' "$PROGRAM" "$*" >&2
+  exit 1
+}
+
+usage_error() {
+  printf '%s: %s (see %s --help)\n' "$PROGRAM" "$*" "$PROGRAM" >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------------------------------- command line
+
+binary=$SCRIPT_DIR/dist/$NAME
+prefix=${PREFIX:-/usr/local}
+uninstall=0
+purge=0
+force=0
+want_backup_scripts_d=0
+want_qemu=0
+install_only_options=()
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    --binary)
+      [ $# -ge 2 ] || usage_error "$1 needs a file"
+      binary=$2
+      install_only_options+=("$1")
+      shift
+      ;;
+    --prefix)
+      [ $# -ge 2 ] || usage_error "$1 needs a directory"
+      prefix=$2
+      shift
+      ;;
+    --binary=*)
+      binary=${1#*=}
+      install_only_options+=(--binary)
+      ;;
+    --prefix=*) prefix=${1#*=} ;;
+    --backup-scripts-d)
+      want_backup_scripts_d=1
+      install_only_options+=("$1")
+      ;;
+    --qemu)
+      want_qemu=1
+      install_only_options+=("$1")
+      ;;
+    --force)
+      force=1
+      install_only_options+=("$1")
+      ;;
+    --uninstall) uninstall=1 ;;
+    --purge)
+      purge=1
+      uninstall=1
+      ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+  shift
+done
+
+if [ "$uninstall" = 1 ] && [ "${#install_only_options[@]}" -gt 0 ]; then
+  usage_error "${install_only_options[0]} is for installing, not with --uninstall"
+fi
+case $prefix in
+  /*) ;;
+  *) usage_error "the prefix must be an absolute path: $prefix" ;;
+esac
+prefix=$(realpath -ms -- "$prefix")
+readonly EXE=$prefix/sbin/$NAME
+
+DESTDIR=${DESTDIR:-}
+if [ -n "$DESTDIR" ]; then
+  DESTDIR=$(realpath -m -- "$DESTDIR")
+  [ "$DESTDIR" != / ] || DESTDIR=
+fi
+readonly DESTDIR
+
+if [ "$(id -u)" -eq 0 ]; then
+  can_chown=1
+elif [ -z "$DESTDIR" ]; then
+  die "must run as root to change the system (sudo ./$PROGRAM), or set DESTDIR to stage the files in a directory"
+else
+  can_chown=0
+fi
+readonly can_chown
+
+# ------------------------------------------------------------------------------------------------ paths
+
+# The path on disk of a path on the target system.
+on_disk() {
+  printf '%s%s' "$DESTDIR" "$1"
+}
+
+# True when something (even a dangling symlink) is at the target-system path $1.
+present() {
+  local file
+  file=$(on_disk "$1")
+  [ -e "$file" ] || [ -L "$file" ]
+}
+
+old_manifest=()
+new_manifest=()
+
+read_manifest() {
+  local file
+  file=$(on_disk "$MANIFEST")
+  if [ -f "$file" ]; then
+    mapfile -t old_manifest <"$file"
+  fi
+}
+
+in_list() {
+  local wanted=$1 item
+  shift
+  for item in "$@"; do
+    [ "$item" = "$wanted" ] && return 0
+  done
+  return 1
+}
+
+in_old_manifest() {
+  in_list "$1" "${old_manifest[@]+"${old_manifest[@]}"}"
+}
+
+record() {
+  in_list "$1" "${new_manifest[@]+"${new_manifest[@]}"}" || new_manifest+=("$1")
+}
+
+# Ours: a symlink to our executable, or a symlink the manifest lists that points at the executable the
+# manifest lists (an earlier install with another --prefix).
+is_our_link() {
+  local file target
+  file=$(on_disk "$1")
+  [ -L "$file" ] || return 1
+  target=$(readlink -- "$file")
+  [ "$target" = "$EXE" ] && return 0
+  in_old_manifest "$1" && in_old_manifest "$target" && [ "$(basename -- "$target")" = "$NAME" ]
+}
+
+owner_is_right() {
+  [ "$can_chown" = 0 ] || [ "$(stat -c %u:%g -- "$1")" = 0:0 ]
+}
+
+set_owner() {
+  if [ "$can_chown" = 1 ]; then
+    chown -h root:root -- "$1"
+  fi
+}
+
+# ----------------------------------------------------------------------------------------------- install
+
+# Temporary files to remove if the script stops before renaming them into place.
+temps=()
+
+cleanup() {
+  if [ "${#temps[@]}" -gt 0 ]; then
+    rm -f -- "${temps[@]}"
+  fi
+}
+trap cleanup EXIT
+
+is_real_dir() {
+  [ -d "$1" ] && [ ! -L "$1" ]
+}
+
+# Creates the directory $1 and its missing parents (mode 755), recording those it creates.
+ensure_dir() {
+  local dir=$1
+  if [ "$dir" = / ]; then
+    if [ -n "$DESTDIR" ]; then
+      mkdir -p -- "$DESTDIR"
+    fi
+    return
+  fi
+  ensure_dir "$(dirname -- "$dir")"
+  local file
+  file=$(on_disk "$dir")
+  if [ -d "$file" ]; then
+    if in_old_manifest "$dir"; then
+      record "$dir"
+    fi
+    return
+  fi
+  mkdir -m 755 -- "$file"
+  set_owner "$file"
+  record "$dir"
+  say created "$file/"
+}
+
+# Installs the regular file $1 as $2 with mode $3. The new copy is renamed into place, so that a running
+# copy of the executable (a lock holder during a snapshot) keeps its own file and nothing is half-written.
+put_file() {
+  local source=$1 target=$2 mode=$3 file verb=installed
+  file=$(on_disk "$target")
+  ensure_dir "$(dirname -- "$target")"
+  if [ -f "$file" ] && [ ! -L "$file" ]; then
+    if cmp -s -- "$source" "$file" && [ "$(stat -c %a -- "$file")" = "$mode" ] && owner_is_right "$file"; then
+      record "$target"
+      say kept "$file"
+      return
+    fi
+    verb=replaced
+  elif present "$target"; then
+    verb=replaced
+  fi
+  local temp
+  temp=$(mktemp -- "$file.XXXXXX")
+  temps+=("$temp")
+  cp -- "$source" "$temp"
+  chmod "$mode" -- "$temp"
+  set_owner "$temp"
+  mv -fT -- "$temp" "$file"
+  record "$target"
+  say "$verb" "$file"
+}
+
+# The same for text given on standard input.
+put_text() {
+  local target=$1 mode=$2 source
+  source=$(mktemp)
+  temps+=("$source")
+  cat >"$source"
+  put_file "$source" "$target" "$mode"
+}
+
+# Links the hook name $1 to our executable. The preflight has made sure that anything else already there
+# may be moved aside (--force).
+put_link() {
+  local target=$1 file verb=installed
+  file=$(on_disk "$target")
+  ensure_dir "$(dirname -- "$target")"
+  if is_our_link "$target"; then
+    if [ "$(readlink -- "$file")" = "$EXE" ]; then
+      record "$target"
+      say kept "$file -> $EXE"
+      return
+    fi
+    verb=replaced
+  elif present "$target"; then
+    mv -T -- "$file" "$file$BACKUP_SUFFIX"
+    say 'moved aside' "$file -> $file$BACKUP_SUFFIX"
+  fi
+  local temp=$file.new-$$
+  temps+=("$temp")
+  rm -f -- "$temp"
+  ln -s -- "$EXE" "$temp"
+  mv -fT -- "$temp" "$file"
+  record "$target"
+  say "$verb" "$file -> $EXE"
+}
+
+put_config() {
+  local file
+  file=$(on_disk "$CONFIG")
+  ensure_dir "$(dirname -- "$CONFIG")"
+  if present "$CONFIG"; then
+    if in_old_manifest "$CONFIG"; then
+      record "$CONFIG"
+    fi
+    say kept "$file (existing configuration, not overwritten)"
+    if [ -f "$file" ] && [ "$(stat -L -c %a -- "$file")" != 600 ]; then
+      warn "$file has mode $(stat -L -c %a -- "$file"): make it 600 if it holds a password (chmod 600 $file)"
+    fi
+    return
+  fi
+  put_file "$SCRIPT_DIR/config/$NAME.cnf" "$CONFIG" 600
+}
+
+# Shows what is at the hook path $1 and why it stops the install.
+show_foreign() {
+  local file
+  file=$(on_disk "$1")
+  printf '%s: %s exists and was not installed by %s:\n' "$PROGRAM" "$file" "$NAME"
+  # shellcheck disable=SC2012 # the ls -l line is what the admin wants to see
+  ls -ld -- "$file" | sed 's/^/    /'
+  if [ -f "$file" ] && grep -Iq . "$file"; then
+    head -n 5 -- "$file" | sed 's/^/    | /'
+  fi
+}
+
+# Checks every target before anything changes. Prints the problems; returns 1 if there are any.
+preflight() {
+  local hooks=("$@") hook file problems=0 target
+  for hook in "${hooks[@]}"; do
+    present "$hook" || continue
+    is_our_link "$hook" && continue
+    file=$(on_disk "$hook")
+    if [ "$force" = 0 ]; then
+      show_foreign "$hook" >&2
+      problems=1
+    elif present "$hook$BACKUP_SUFFIX"; then
+      printf '%s: %s exists and is not ours, and %s is taken: move one of them away\n' \
+        "$PROGRAM" "$file" "$file$BACKUP_SUFFIX" >&2
+      problems=1
+    fi
+  done
+  for target in "$EXE" "$LOGROTATE" "$TMPFILES" "$CONFIG"; do
+    file=$(on_disk "$target")
+    if is_real_dir "$file"; then
+      printf '%s: %s is a directory: remove it first\n' "$PROGRAM" "$file" >&2
+      problems=1
+    fi
+  done
+  return "$problems"
+}
+
+check_binary() {
+  [ -f "$binary" ] || die "$binary not found: build it with npm run build, or name another one with --binary FILE"
+  [ -r "$binary" ] || die "$binary cannot be read"
+  if [ ! -x "$binary" ]; then
+    note "$binary is not executable here: not trying it (it is installed with mode 700)"
+    return
+  fi
+  local version
+  # Started as vmware-mysql-snapshot whatever the file is called, so that only the CLI answers.
+  # shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
+  if version=$(env -u NODE_OPTIONS bash -c 'exec -a "$1" "$2" --version' _ "$NAME" "$binary" 2>/dev/null); then
+    printf 'installing %s %s from %s\n' "$NAME" "$version" "$binary"
+  elif [ -z "$DESTDIR" ]; then
+    die "$binary does not run on this machine ($binary --version failed): it needs x86-64 Linux with glibc 2.28 or later"
+  else
+    warn "$binary --version failed on this machine; installing it anyway into $DESTDIR"
+  fi
+}
+
+have_program() {
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ]
+}
+
+create_run_dir() {
+  [ -z "$DESTDIR" ] || return 0
+  if ! command -v systemd-tmpfiles >/dev/null 2>&1; then
+    note "no systemd-tmpfiles: $NAME creates $RUN_DIR itself (mode 700) when it first runs"
+    return 0
+  fi
+  local existed=0
+  [ -d "$RUN_DIR" ] && existed=1
+  if ! systemd-tmpfiles --create "$TMPFILES"; then
+    warn "systemd-tmpfiles --create $TMPFILES failed; $NAME creates $RUN_DIR itself when it first runs"
+  elif [ "$existed" = 0 ] && [ -d "$RUN_DIR" ]; then
+    say created "$RUN_DIR/ (systemd-tmpfiles)"
+  fi
+}
+
+relabel_for_selinux() {
+  [ -z "$DESTDIR" ] || return 0
+  if ! command -v restorecon >/dev/null 2>&1 || ! command -v selinuxenabled >/dev/null 2>&1 || ! selinuxenabled; then
+    return 0
+  fi
+  local target existing=()
+  for target in "${new_manifest[@]}"; do
+    present "$target" && existing+=("$target")
+  done
+  restorecon -F -- "${existing[@]}" || warn "restorecon failed: check the SELinux labels of the installed files"
+}
+
+# Writes new_manifest unless the manifest already says exactly that (so that a second run changes
+# nothing). The manifest's own directory is listed too when this script made it.
+write_manifest() {
+  local file temp
+  ensure_dir "$(dirname -- "$MANIFEST")"
+  file=$(on_disk "$MANIFEST")
+  temp=$(mktemp -- "$file.XXXXXX")
+  temps+=("$temp")
+  printf '%s\n' "${new_manifest[@]}" >"$temp"
+  if [ -f "$file" ] && cmp -s -- "$temp" "$file"; then
+    rm -f -- "$temp"
+  else
+    chmod 644 -- "$temp"
+    set_owner "$temp"
+    mv -fT -- "$temp" "$file"
+  fi
+}
+
+# If the install stops half-way, the manifest still lists what it made (and what it listed before).
+save_partial_manifest() {
+  local status=$?
+  cleanup
+  if [ "$status" -ne 0 ]; then
+    local entry
+    for entry in "${old_manifest[@]+"${old_manifest[@]}"}"; do
+      record "$entry"
+    done
+    if [ "${#new_manifest[@]}" -gt 0 ]; then
+      write_manifest || true
+    fi
+    printf '%s: stopped before the end; %s lists what is installed so far (run it again, or --uninstall)\n' \
+      "$PROGRAM" "$(on_disk "$MANIFEST")" >&2
+  fi
+}
+
+run_install() {
+  local hooks=() hook entry
+  [ "$want_backup_scripts_d" = 1 ] && hooks+=("$BACKUP_SCRIPTS_D_HOOK")
+  [ "$want_qemu" = 1 ] && hooks+=("$QEMU_HOOK")
+  [ "${#hooks[@]}" -gt 0 ] || hooks=("${LEGACY_HOOKS[@]}")
+
+  check_binary
+  [ -f "$SCRIPT_DIR/config/$NAME.cnf" ] || die "$SCRIPT_DIR/config/$NAME.cnf is missing"
+  [ -f "$SCRIPT_DIR/logrotate/$NAME" ] || die "$SCRIPT_DIR/logrotate/$NAME is missing"
+  read_manifest
+  if ! preflight "${hooks[@]}"; then
+    printf '%s: nothing was changed. Run it again with --force to move such files aside to FILE%s\n' \
+      "$PROGRAM" "$BACKUP_SUFFIX" >&2
+    printf '%s: (%s --uninstall puts them back).\n' "$PROGRAM" "$PROGRAM" >&2
+    exit 1
+  fi
+  if [ "$can_chown" = 0 ]; then
+    note "not running as root: the files stay owned by uid $(id -u) (chown root:root them when packaging)"
+  fi
+
+  trap save_partial_manifest EXIT
+  # Mode 700 and root-owned: some backup vendors' agents (Azure, Commvault/Nutanix) refuse to run a hook
+  # that is not, and only root runs it anyway.
+  put_file "$binary" "$EXE" 700
+  for hook in "${hooks[@]}"; do
+    put_link "$hook"
+  done
+  put_config
+  put_file "$SCRIPT_DIR/logrotate/$NAME" "$LOGROTATE" 644
+  put_text "$TMPFILES" 644 <<EOF
+# $NAME keeps its state, lock and socket here, on tmpfs (its run_dir).
+d $RUN_DIR 0700 root root -
+EOF
+
+  ensure_dir "$(dirname -- "$MANIFEST")"
+
+  # What an earlier install made and this one did not (another layout or prefix) goes.
+  local index
+  for ((index = ${#old_manifest[@]} - 1; index >= 0; index--)); do
+    entry=${old_manifest[index]}
+    in_list "$entry" "${new_manifest[@]}" && continue
+    remove_entry "$entry" 'no longer installed'
+    if is_real_dir "$(on_disk "$entry")"; then
+      new_manifest=("$entry" "${new_manifest[@]}")
+    fi
+  done
+
+  write_manifest
+  trap cleanup EXIT
+  create_run_dir
+  relabel_for_selinux
+
+  if ! have_program vmtoolsd && ! have_program qemu-ga; then
+    warn "neither open-vm-tools (vmtoolsd) nor qemu-guest-agent (qemu-ga) is installed on this machine: nothing calls the hook until one is"
+  fi
+  if [ "$want_qemu" = 1 ]; then
+    note "qemu-ga runs $QEMU_HOOK only when started with --fsfreeze-hook (-F)"
+  fi
+  local config
+  config=$(on_disk "$CONFIG")
+  if [ -f "$config" ] && ! grep -Eq '^[[:space:]]*(user|defaults[_-]file)[[:space:]]*=' "$config"; then
+    note "set user and password (or defaults_file) in $CONFIG, then check it with: $NAME status"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------- uninstall
+
+# Puts back what --force moved aside from $1, if $1 is free again.
+restore_backup() {
+  local file
+  file=$(on_disk "$1")
+  if present "$1$BACKUP_SUFFIX" && ! present "$1"; then
+    mv -T -- "$file$BACKUP_SUFFIX" "$file"
+    say restored "$file (from $file$BACKUP_SUFFIX)"
+  fi
+}
+
+# Removes the recorded path $1: a symlink only if it is still ours, a directory only if it is empty, the
+# configuration only with --purge.
+remove_entry() {
+  local target=$1 reason=${2:-} file
+  file=$(on_disk "$target")
+  if [ -L "$file" ]; then
+    if is_our_link "$target"; then
+      rm -f -- "$file"
+      say removed "$file${reason:+ ($reason)}"
+    else
+      say kept "$file (now points at $(readlink -- "$file"), not at $NAME)"
+    fi
+  elif is_real_dir "$file"; then
+    if rmdir -- "$file" 2>/dev/null; then
+      say removed "$file/"
+    fi
+  elif [ -e "$file" ]; then
+    if [ "$target" = "$CONFIG" ] && [ "$purge" = 0 ]; then
+      say kept "$file (--purge removes it)"
+    else
+      rm -f -- "$file"
+      say removed "$file${reason:+ ($reason)}"
+    fi
+  fi
+  restore_backup "$target"
+}
+
+# A lock holder is running: removing the hooks now would leave the snapshot without its thaw.
+holder_pid() {
+  [ -z "$DESTDIR" ] || return 1
+  local entry argv0
+  for entry in /proc/[0-9]*; do
+    argv0=
+    { IFS= read -r -d '' argv0 <"$entry/cmdline"; } 2>/dev/null || true
+    if [ "${argv0##*/}" = "$HOLDER_NAME" ]; then
+      printf '%s\n' "${entry#/proc/}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+run_uninstall() {
+  local entries=() entry pid index
+  if pid=$(holder_pid); then
+    die "a lock holder is running (pid $pid): a snapshot is in progress; wait for it, or release it with $NAME thaw, then run this again"
+  fi
+  read_manifest
+  if [ "${#old_manifest[@]}" -gt 0 ]; then
+    entries=("${old_manifest[@]}")
+  else
+    note "no manifest ($(on_disk "$MANIFEST")): removing our links and files at the default places"
+    entries=("$EXE" "${ALL_HOOKS[@]}" "$LOGROTATE" "$TMPFILES")
+  fi
+  if [ "$purge" = 1 ]; then
+    in_list "$CONFIG" "${entries[@]}" || entries+=("$CONFIG")
+  fi
+
+  # Directories last, once the files in them (the manifest too) are gone.
+  for ((index = ${#entries[@]} - 1; index >= 0; index--)); do
+    if ! is_real_dir "$(on_disk "${entries[index]}")"; then
+      remove_entry "${entries[index]}"
+    fi
+  done
+  # Anything else --force moved aside.
+  for entry in "${ALL_HOOKS[@]}" "$EXE" "$LOGROTATE" "$TMPFILES"; do
+    restore_backup "$entry"
+  done
+
+  if [ "$purge" = 1 ]; then
+    local log run_dir
+    for log in "$(on_disk "$LOG_FILE")"*; do
+      if [ -e "$log" ] || [ -L "$log" ]; then
+        rm -f -- "$log"
+        say removed "$log"
+      fi
+    done
+    run_dir=$(on_disk "$RUN_DIR")
+    if [ -L "$run_dir" ]; then
+      rm -f -- "$run_dir"
+      say removed "$run_dir"
+    elif [ -d "$run_dir" ]; then
+      rm -rf -- "$run_dir"
+      say removed "$run_dir/"
+    fi
+  fi
+
+  local manifest
+  manifest=$(on_disk "$MANIFEST")
+  if [ -f "$manifest" ]; then
+    rm -f -- "$manifest"
+    say removed "$manifest"
+  fi
+  for ((index = ${#entries[@]} - 1; index >= 0; index--)); do
+    if is_real_dir "$(on_disk "${entries[index]}")"; then
+      remove_entry "${entries[index]}"
+    fi
+  done
+  if rmdir -- "$(dirname -- "$manifest")" 2>/dev/null; then
+    say removed "$(dirname -- "$manifest")/"
+  fi
+}
+
+if [ "$uninstall" = 1 ]; then
+  run_uninstall
+else
+  run_install
+fi
