@@ -48,6 +48,15 @@ Examples:
       exitCode = await status(config(), options.json === true);
     });
 
+  program
+    .command('doctor')
+    .description('check what a freeze needs (connection, privileges with the GRANT, binary log, replica, run_dir, log, hooks) without locking')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `\nExample:\n  ${CLI_NAME} doctor`)
+    .action(async (options: { json?: boolean }) => {
+      exitCode = await doctor(config(), options.json === true);
+    });
+
   try {
     await program.parseAsync([...args], { from: 'user' });
   } catch (error) {
@@ -70,6 +79,20 @@ async function status(configPath: string | undefined, json: boolean): Promise<nu
   } catch (error) {
     if (!(error instanceof HookError)) throw error;
     process.stderr.write(`status failed: ${error.message}\n`);
+    return error.exitCode;
+  }
+}
+
+async function doctor(configPath: string | undefined, json: boolean): Promise<number> {
+  const { runDoctor, formatChecks } = await import('./doctor');
+  try {
+    const settings = loadSettings(configFilePath(configPath, process.env), { needCredentials: true });
+    const checks = await runDoctor(settings);
+    process.stdout.write(json ? `${JSON.stringify(checks, null, 2)}\n` : formatChecks(checks));
+    return checks.some((check) => check.verdict === 'fail') ? EXIT.failure : EXIT.ok;
+  } catch (error) {
+    if (!(error instanceof HookError)) throw error;
+    process.stderr.write(`doctor: ${error.message}\n`);
     return error.exitCode;
   }
 }

@@ -151,3 +151,30 @@ test('kill_long_queries = all: a long write that holds up the lock is killed (an
   await victim.end();
   await writesFlow();
 });
+
+test('doctor reports what a freeze needs, with the GRANT for what is missing, and exits non-zero only then', async (context) => {
+  const setup = newSetup(context, {});
+  const healthy = await runHook(setup, 'vmware-mysql-snapshot', ['doctor']);
+  assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr);
+  assert.match(healthy.stdout, /^ok {4}privileges +all that ftwrl needs$/m);
+  assert.match(healthy.stdout, /^ok {4}binary log/m);
+  assert.match(healthy.stdout, /a freeze would work/);
+
+  const json = await runHook(setup, 'vmware-mysql-snapshot', ['doctor', '--json']);
+  const checks = JSON.parse(json.stdout) as Array<{ name: string; verdict: string }>;
+  assert.ok(checks.some((check) => check.name === 'connection' && check.verdict === 'ok'));
+
+  await server.query("CREATE USER 'doc'@'localhost' IDENTIFIED BY 'doc-pw'");
+  await server.query("GRANT PROCESS ON *.* TO 'doc'@'localhost'");
+  context.after(() => server.query("DROP USER 'doc'@'localhost'"));
+  fs.writeFileSync(setup.configFile, fs.readFileSync(setup.configFile, 'utf8').replace(/^user = .*$/m, 'user = doc').replace(/^password = .*$/m, 'password = doc-pw'));
+  const weak = await runHook(setup, 'vmware-mysql-snapshot', ['doctor']);
+  assert.equal(weak.code, 1);
+  assert.match(weak.stdout, /^FAIL {2}privileges +missing RELOAD, BINLOG MONITOR$/m);
+  assert.match(weak.stdout, /fix: GRANT RELOAD, BINLOG MONITOR ON \*\.\* TO 'doc'@'localhost';/);
+
+  fs.appendFileSync(setup.configFile, 'lock_mode = instance\n');
+  const wrongMode = await runHook(setup, 'vmware-mysql-snapshot', ['doctor']);
+  assert.equal(wrongMode.code, 1);
+  assert.match(wrongMode.stdout, /^FAIL {2}lock mode +instance: LOCK INSTANCE FOR BACKUP needs MySQL 8\.0 or later/m);
+});
