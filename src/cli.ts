@@ -49,12 +49,44 @@ Examples:
     });
 
   program
+    .command('check')
+    .description('Nagios/Icinga plugin: OK, WARNING (no successful freeze within --max-age), CRITICAL (a failed freeze or thaw, a lock held too long), UNKNOWN')
+    .option('--max-age <age>', 'oldest acceptable successful freeze, e.g. 26h, 2d, 3600', '26h')
+    .addHelpText('after', `\nExample (NRPE):\n  command[check_snapshot]=sudo ${CLI_NAME} check --max-age 26h`)
+    .action(async (options: { maxAge: string }) => {
+      exitCode = await check(config(), options.maxAge);
+    });
+  program
     .command('doctor')
     .description('check what a freeze needs (connection, privileges with the GRANT, binary log, replica, run_dir, log, hooks) without locking')
     .option('--json', 'print JSON')
     .addHelpText('after', `\nExample:\n  ${CLI_NAME} doctor`)
     .action(async (options: { json?: boolean }) => {
       exitCode = await doctor(config(), options.json === true);
+    });
+
+  program
+    .command('lock-test')
+    .description('test a snapshot window by hand: the real freeze, a hold watching who waits on the lock, the real thaw, and a report')
+    .option('--hold <seconds>', 'how long to hold the lock, as a snapshot would take', (value: string) => (value.trim() === '' ? Number.NaN : Number(value)), 10)
+    .addHelpText('after', `
+Runs pre-freeze-script freeze and post-thaw-script thaw exactly as the guest agent does, and reports
+the time to lock, the hold time, the coordinates, the sessions that waited and the longest wait.
+Ctrl-C releases the lock at once. Exit code: freeze's if it failed, else thaw's (130 if interrupted).
+
+Example:
+  ${CLI_NAME} lock-test --hold 5`)
+    .action(async (options: { hold: number }) => {
+      const { runLockTest } = await import('./locktest');
+      exitCode = await runLockTest({ configPath: config(), holdSeconds: options.hold, terminal: process.stdout.isTTY === true });
+    });
+  program
+    .command('demo')
+    .description('a real freeze, blocked writes and a thaw against a throwaway MariaDB in a temporary directory (needs the mariadb-server binaries)')
+    .addHelpText('after', `\nExample:\n  ${CLI_NAME} demo`)
+    .action(async () => {
+      const { runDemo } = await import('./demo');
+      exitCode = await runDemo({});
     });
 
   try {
@@ -94,5 +126,26 @@ async function doctor(configPath: string | undefined, json: boolean): Promise<nu
     if (!(error instanceof HookError)) throw error;
     process.stderr.write(`doctor: ${error.message}\n`);
     return error.exitCode;
+  }
+}
+
+async function check(configPath: string | undefined, maxAge: string): Promise<number> {
+  const { evaluate, formatCheck, parseAge, CHECK_EXIT } = await import('./check');
+  const maxAgeSeconds = parseAge(maxAge);
+  if (maxAgeSeconds === undefined) {
+    process.stdout.write(`VMWARE_MYSQL_SNAPSHOT UNKNOWN - --max-age ${maxAge} is not an age such as 26h, 2d or 3600\n`);
+    return CHECK_EXIT.UNKNOWN;
+  }
+  try {
+    const settings = loadSettings(configFilePath(configPath, process.env), { needCredentials: false });
+    const { readStatus } = await import('./status');
+    const { readHistory } = await import('./history');
+    const history = readHistory(settings.historyFile);
+    const result = evaluate(readStatus(settings), history.kind === 'ok' ? history.value : null, { maxAgeSeconds, maxLockTime: settings.maxLockTime, now: Date.now() });
+    process.stdout.write(formatCheck(result));
+    return CHECK_EXIT[result.state];
+  } catch (error) {
+    process.stdout.write(`VMWARE_MYSQL_SNAPSHOT UNKNOWN - ${(error as Error).message.split('\n').join(' ')}\n`);
+    return CHECK_EXIT.UNKNOWN;
   }
 }

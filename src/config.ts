@@ -48,6 +48,14 @@ export interface Settings {
   killLongQueriesAfter: number;
   /** Stop a replica's SQL thread while locking (multi-threaded appliers can deadlock against FTWRL). */
   replicaSqlThread: 'keep' | 'stop';
+  /** The last runs (results, timings, coordinates, blockers), for status and check: persistent, small. */
+  historyFile: string;
+  /** Prometheus node_exporter textfile metrics, written atomically after each run; null: none. */
+  metricsFile: string | null;
+  /** Run through /bin/sh after a failed freeze or thaw, the failure in VMS_* variables; null: none. */
+  notifyCommand: string | null;
+  /** Seconds notify_command may run before it is killed. */
+  notifyTimeout: number;
   /** Non-fatal findings, e.g. a config file holding a password that others can read. */
   warnings: string[];
 }
@@ -64,6 +72,8 @@ export const DEFAULTS = {
   killLongQueries: 'off',
   killLongQueriesAfter: 1,
   replicaSqlThread: 'keep',
+  historyFile: '/var/lib/vmware-mysql-snapshot/history.json',
+  notifyTimeout: 10,
 } as const;
 
 export interface LoadOptions {
@@ -114,6 +124,10 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
     killLongQueries: readChoice(snapshot, 'kill_long_queries', ['off', 'select', 'all'], DEFAULTS.killLongQueries, problems),
     killLongQueriesAfter: readDuration(snapshot, 'kill_long_queries_after', DEFAULTS.killLongQueriesAfter, problems),
     replicaSqlThread: readChoice(snapshot, 'replica_sql_thread', ['keep', 'stop'], DEFAULTS.replicaSqlThread, problems),
+    historyFile: readAbsolutePath(snapshot, 'history_file', DEFAULTS.historyFile, problems),
+    metricsFile: snapshot.has('metrics_file') ? readAbsolutePath(snapshot, 'metrics_file', '', problems) || null : null,
+    notifyCommand: snapshot.get('notify_command')?.value.trim() || null,
+    notifyTimeout: readDuration(snapshot, 'notify_timeout', DEFAULTS.notifyTimeout, problems),
     warnings: [],
   };
   if (settings.killLongQueries !== 'off' && settings.killLongQueriesAfter >= lockWaitTimeout) {
@@ -172,6 +186,10 @@ const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
       'kill_long_queries',
       'kill_long_queries_after',
       'replica_sql_thread',
+      'history_file',
+      'metrics_file',
+      'notify_command',
+      'notify_timeout',
     ],
   ],
 ]);
@@ -187,6 +205,7 @@ const DURATION_RULES: ReadonlyMap<string, DurationRule> = new Map([
   ['max_lock_time', { allowZero: false, maximum: 86400 }],
   ['freeze_timeout', { allowZero: false, maximum: 86400 }],
   ['kill_long_queries_after', { allowZero: true, maximum: 3600 }],
+  ['notify_timeout', { allowZero: false, maximum: 3600 }],
 ]);
 
 interface ResolvedClient {

@@ -138,7 +138,7 @@ export function parseReplicaStatus(rows: readonly Row[]): ReplicaChannel[] {
       sourcePort: numberOrNull(pick('Source_Port', 'Master_Port')),
       sourceLogFile: text(pick('Relay_Source_Log_File', 'Relay_Master_Log_File')),
       sourceLogPosition: numberOrNull(pick('Exec_Source_Log_Pos', 'Exec_Master_Log_Pos')),
-      gtid: text(pick('Executed_Gtid_Set', 'Gtid_Slave_Pos')),
+      gtid: channelGtid(row),
       usingGtid: text(pick('Using_Gtid')) ?? (autoPosition === undefined ? null : Number(autoPosition) === 1 ? 'Auto_Position' : 'No'),
       sqlRunning: text(pick('Replica_SQL_Running', 'Slave_SQL_Running')) === 'Yes',
       ioRunning: text(pick('Replica_IO_Running', 'Slave_IO_Running')) === 'Yes',
@@ -152,6 +152,27 @@ export async function readCoordinatesFromLogStatus(session: Session): Promise<Co
   const coordinates: Coordinates = parseLogStatus(rows[0]);
   await addReplication(session, coordinates);
   return coordinates;
+}
+
+/**
+ * A channel's executed GTIDs. MySQL: Executed_Gtid_Set. MariaDB's SHOW ALL SLAVES STATUS repeats the
+ * server-wide gtid_slave_pos (every domain) in each row, and Gtid_IO_Pos also lists the domains the
+ * receiver was started from: keep the domains whose GTIDs this channel's source wrote (a GTID is
+ * domain-server-sequence; Master_Server_Id names the source), or all of Gtid_IO_Pos's if none is
+ * (a source that only relays other servers' domains).
+ */
+function channelGtid(row: Row): string | null {
+  const executed = text(row['Executed_Gtid_Set']);
+  if (executed !== null) return executed;
+  const slavePos = text(row['Gtid_Slave_Pos']);
+  const ioPos = text(row['Gtid_IO_Pos']);
+  if (slavePos === null || ioPos === null) return slavePos;
+  const received = ioPos.split(',').map((gtid) => gtid.trim().split('-'));
+  const sourceId = text(row['Master_Server_Id']);
+  const fromSource = received.filter((parts) => parts[1] === sourceId);
+  const domains = new Set((fromSource.length > 0 ? fromSource : received).map((parts) => parts[0]));
+  const own = slavePos.split(',').map((gtid) => gtid.trim()).filter((gtid) => domains.has(gtid.split('-')[0]));
+  return own.length > 0 ? own.join(',') : null;
 }
 
 /**

@@ -13,9 +13,11 @@ import type { Coordinates } from './coordinates';
 import { chooseMode, lockPlan, unsupportedReason, type LockMode, type ServerTraits } from './lockmodes';
 import { checkPrivileges, holderTag, isServerDown, killConnectionIfOurs, openSession, readProcesslist, serverError, type ConnectionProof, type Session } from './mysql';
 import { stopAppliers } from './replica';
+import { VERSION } from './version';
 import { identify, isSameProcess, stopProcess } from './processes';
 import { isOurHolderState, type FromHolder, type HolderStart, type LastRun } from './state';
-import { ensureRunDir, LAST_FILE, readJson, removeFile, STATE_FILE, writeJson } from './statedir';
+import type { BlockerSummary } from './history';
+import { ensureRunDir, LAST_FILE, PROGRESS_FILE, readJson, removeFile, STATE_FILE, writeJson } from './statedir';
 import { blockerKey, findBlockers, isKillable, statementPreview, windowRules, type ProcessRow, type WindowRules } from './window';
 
 const POLL_INTERVAL_MS = 250;
@@ -44,7 +46,15 @@ export interface FreezeResult {
   acknowledge: () => Promise<void>;
 }
 
-export async function freeze(settings: Settings, logger: Logger, abort: AbortSignal): Promise<FreezeResult> {
+/** What a running freeze is doing, kept in run_dir/freeze.json for `status`, and for the history. */
+export interface FreezeProgress {
+  phase: 'waiting' | 'locking';
+  attempts: number;
+  /** every statement that kept us waiting, with the longest time it was seen running */
+  blockers: BlockerSummary[];
+}
+
+export async function freeze(settings: Settings, logger: Logger, abort: AbortSignal, progress: FreezeProgress): Promise<FreezeResult> {
   const startedAt = Date.now();
   ensureRunDir(settings.runDir);
   const releaseFreezeLock = await acquireFreezeLock(settings.runDir);
@@ -69,7 +79,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
       if (settings.replicaSqlThread === 'stop') {
         restartAppliers = await stopAppliersLogged(session, logger, startedAt + settings.freezeTimeout * 1000);
       }
-      const result = await new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers }).run();
+      const result = await new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers }, progress).run();
       locked = true;
       return result;
     } finally {
@@ -78,6 +88,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
       await session.close();
     }
   } finally {
+    removeFile(settings.runDir, PROGRESS_FILE);
     await releaseFreezeLock();
   }
 }
@@ -138,7 +149,8 @@ async function stopAppliersLogged(session: Session, logger: Logger, deadline: nu
 type Attempt = { result: 'locked'; coordinates: Coordinates; waitedMs: number; holder: ChildProcess } | { result: 'timeout' };
 
 class Freezer {
-  private readonly loggedBlockers = new Set<string>();
+  private readonly loggedBlockers = new Map<string, BlockerSummary>();
+  private readonly identity = identify(process.pid);
   private holder: ChildProcess | undefined;
   private holderConnection: ConnectionProof | undefined;
   private attempts = 0;
@@ -151,10 +163,23 @@ class Freezer {
     private readonly session: Session,
     private readonly startedAt: number,
     private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[] },
+    private readonly progress: FreezeProgress,
   ) {}
+
+  /** Best effort: status shows it, nothing depends on it. */
+  private saveProgress(phase: FreezeProgress['phase']): void {
+    this.progress.phase = phase;
+    this.progress.attempts = this.attempts;
+    try {
+      writeJson(this.settings.runDir, PROGRESS_FILE, { identity: this.identity, startedAt: this.startedAt, ...this.progress });
+    } catch {
+      // run_dir was checked at start; a failure here only costs status its detail
+    }
+  }
 
   async run(): Promise<FreezeResult> {
     const deadline = this.startedAt + this.settings.freezeTimeout * 1000;
+    this.saveProgress('waiting');
     while (true) {
       this.throwIfAborted();
       if (Date.now() >= deadline) throw this.timeoutError();
@@ -164,6 +189,7 @@ class Freezer {
         continue;
       }
       this.attempts += 1;
+      this.saveProgress('locking');
       const attempt = await this.attemptLock();
       if (attempt.result === 'locked') {
         return {
@@ -192,6 +218,7 @@ class Freezer {
             }),
         };
       }
+      this.saveProgress('waiting');
       await this.pause(Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - Date.now())));
     }
   }
@@ -215,8 +242,15 @@ class Freezer {
     );
     for (const row of blockers) {
       const key = blockerKey(row);
-      if (this.loggedBlockers.has(key)) continue;
-      this.loggedBlockers.add(key);
+      const seen = this.loggedBlockers.get(key);
+      if (seen !== undefined) {
+        seen.seconds = Math.max(seen.seconds, row.timeMs / 1000);
+        continue;
+      }
+      const summary = { thread: row.id, user: row.user, seconds: row.timeMs / 1000, statement: statementPreview(row.info, 120) };
+      this.loggedBlockers.set(key, summary);
+      this.progress.blockers.push(summary);
+      this.saveProgress('waiting');
       this.logger.info(
         { event: 'window.blocked', thread: row.id, user: row.user, host: row.host, db: row.db, command: row.command, seconds: row.timeMs / 1000, state: row.state, statement: statementPreview(row.info) },
         `waiting: thread ${row.id} (${row.user}) has run a statement for ${(row.timeMs / 1000).toFixed(1)} s`,
@@ -238,6 +272,7 @@ class Freezer {
     this.holder = holder;
     const start: HolderStart = {
       type: 'start',
+      version: VERSION,
       client: settings.client,
       plan: lockPlan(this.lock.mode, this.lock.traits, settings.lockWaitTimeout, holderTag(holder.pid ?? 0)),
       afterRelease: this.lock.afterRelease,

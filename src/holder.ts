@@ -10,6 +10,7 @@ import { createLogger } from './log';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
 import { killConnectionIfOurs, openSession, serverError, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
+import { VERSION } from './version';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type ReleaseReason, type ReleaseReply, type ToHolder } from './state';
 import { removeFile, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
 
@@ -24,7 +25,21 @@ export async function runHolder(): Promise<number> {
   }
   const start = await firstMessage();
   if (start === undefined) return 1;
+  if (start.version !== VERSION) {
+    // The executable was replaced (an upgrade) between freeze starting and this holder starting.
+    const message = `the executable was replaced during the freeze (freeze ${String(start.version)}, holder ${VERSION}); run the freeze again`;
+    await sendToFreeze({ type: 'failed', code: 'INTERNAL', message, timedOut: false });
+    return 1;
+  }
   return new Holder(start).run();
+}
+
+/** Resolves once the message is written to the channel (so that exiting right after cannot drop it). */
+function sendToFreeze(message: FromHolder): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || process.send === undefined) return resolve();
+    process.send(message, undefined, {}, () => resolve());
+  });
 }
 
 function firstMessage(): Promise<HolderStart | undefined> {
@@ -86,8 +101,8 @@ class Holder {
     return this.done;
   }
 
-  private send(message: FromHolder): void {
-    if (process.connected) process.send?.(message);
+  private send(message: FromHolder): Promise<void> {
+    return sendToFreeze(message);
   }
 
   private async lock(): Promise<void> {
@@ -101,7 +116,7 @@ class Holder {
     const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
     this.state = { ...this.state, connection };
     this.saveState();
-    this.send({ type: 'connected', connection });
+    void this.send({ type: 'connected', connection });
     session.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
 
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
@@ -133,13 +148,13 @@ class Holder {
     this.state = { ...this.state, phase: 'held', lockedAt, coordinates };
     this.saveState();
     this.expiryTimer = setTimeout(() => void this.stop('expired', `max_lock_time (${maxLockTime} s) reached`), maxLockTime * 1000);
-    this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
+    void this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
     if (!process.connected && !this.acknowledged) void this.stop('aborted', 'freeze exited before acknowledging the lock');
   }
 
   private async fail(error: unknown, timedOut: boolean): Promise<void> {
     const hookError = serverError(error, 'taking FLUSH TABLES WITH READ LOCK', this.session?.server.account);
-    this.send({ type: 'failed', code: hookError.code, message: hookError.message, timedOut });
+    await this.send({ type: 'failed', code: hookError.code, message: hookError.message, timedOut });
     await this.stop('aborted', hookError.message);
   }
 

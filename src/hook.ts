@@ -7,7 +7,10 @@ import { configFilePath, DEFAULTS, loadSettings, type Settings } from './config'
 import type { Operation } from './dispatch';
 import { EXIT, HookError } from './errors';
 import { describeCoordinates } from './coordinates';
+import type { FreezeProgress } from './freeze';
+import type { RunRecord } from './history';
 import { createLogger, type Logger } from './log';
+import { recordOutcome } from './outcome';
 
 export interface RunOptions {
   configPath?: string;
@@ -23,23 +26,29 @@ export async function runOperation(operation: Operation, options: RunOptions = {
     settings = loadSettings(configFilePath(options.configPath, environment), { needCredentials: operation === 'freeze' });
   } catch (error) {
     // Without a valid configuration we do not know its log_file: record the failure in the default one.
-    return report(createLogger(DEFAULTS.logFile, operation), operation, error);
+    return report(createLogger(DEFAULTS.logFile, operation), operation, asHookError(error), error);
   }
   const logger = createLogger(settings.logFile, operation);
   for (const warning of settings.warnings) {
     logger.warn({ event: 'config.warning' }, warning);
     process.stderr.write(`warning: ${warning}\n`);
   }
+  const progress: FreezeProgress = { phase: 'waiting', attempts: 0, blockers: [] };
   try {
     return operation === 'freeze'
-      ? await runFreeze(settings, logger, options.scriptArg)
+      ? await runFreeze(settings, logger, options.scriptArg, progress)
       : await runThaw(settings, logger, operation);
   } catch (error) {
-    return report(logger, operation, error);
+    const hookError = asHookError(error);
+    const code = report(logger, operation, hookError, error);
+    const failure: RunRecord = { operation, at: Date.now(), result: 'failed', code: hookError.code, message: hookError.message };
+    if (operation === 'freeze') Object.assign(failure, { attempts: progress.attempts, blockers: progress.blockers });
+    await recordOutcome(settings, logger, failure);
+    return code;
   }
 }
 
-async function runFreeze(settings: Settings, logger: Logger, scriptArg: string | undefined): Promise<number> {
+async function runFreeze(settings: Settings, logger: Logger, scriptArg: string | undefined, progress: FreezeProgress): Promise<number> {
   logger.info({ event: 'freeze.start', scriptArg, config: settings.file }, 'freeze requested');
   const { freeze } = await import('./freeze');
   const abort = new AbortController();
@@ -47,9 +56,16 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
     logger.warn({ event: 'freeze.aborted', signal }, `received ${signal}: releasing everything`);
     abort.abort();
   };
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, onSignal);
-  const result = await freeze(settings, logger, abort.signal);
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
+  for (const signal of signals) process.on(signal, onSignal);
+  let result: Awaited<ReturnType<typeof freeze>>;
+  try {
+    result = await freeze(settings, logger, abort.signal, progress);
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
+  }
   if (result.outcome === 'skipped') {
+    await recordOutcome(settings, logger, { operation: 'freeze', at: Date.now(), result: 'skipped', message: 'the server is not running' });
     process.stdout.write('the server is not running: nothing to quiesce (if_server_down = skip)\n');
     return EXIT.ok;
   }
@@ -69,6 +85,17 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   }
   await result.acknowledge();
   process.stdout.write(`locked: ${where} after ${result.totalMs} ms\n`);
+  // The filesystems freeze only after we exit: the last moment to write outside run_dir.
+  await recordOutcome(settings, logger, {
+    operation: 'freeze',
+    at: Date.now(),
+    result: 'locked',
+    timeToLockMs: result.totalMs,
+    attempts: result.attempts,
+    ...(result.lock ? { lockMode: result.lock.mode } : {}),
+    ...(result.coordinates ? { coordinates: result.coordinates } : {}),
+    blockers: progress.blockers,
+  });
   return EXIT.ok;
 }
 
@@ -76,11 +103,23 @@ async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | '
   logger.info({ event: 'thaw.start', operation }, `${operation} requested`);
   const { thaw } = await import('./thaw');
   const result = await thaw(settings, logger, operation);
+  const run: RunRecord = {
+    operation,
+    at: Date.now(),
+    result: result.outcome,
+    holdMs: result.heldMs,
+    expired: result.state?.phase === 'expired',
+    ...(result.state?.coordinates ? { coordinates: result.state.coordinates } : {}),
+    ...(result.problem ? { message: result.problem } : {}),
+  };
+  if (operation === 'freezeFail') {
+    // The agent says the snapshot failed: worth a notification, whatever we released.
+    await recordOutcome(settings, logger, { ...run, result: 'failed', message: `the guest agent reported the snapshot failed (freezeFail)${result.problem ? `; ${result.problem}` : ''}` });
+    process.stdout.write(result.outcome === 'released' ? `released after ${result.heldMs} ms\n` : `nothing held any more${result.problem ? ` (${result.problem})` : ''}\n`);
+    return EXIT.ok;
+  }
+  await recordOutcome(settings, logger, run);
   if (result.outcome === 'inconsistent') {
-    if (operation === 'freezeFail') {
-      process.stdout.write(`nothing held any more (${result.problem})\n`);
-      return EXIT.ok;
-    }
     process.stderr.write(`${operation}: ${result.problem}: the snapshot may not be consistent\n`);
     return EXIT.inconsistent;
   }
@@ -88,9 +127,11 @@ async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | '
   return EXIT.ok;
 }
 
-function report(logger: Logger, operation: string, error: unknown): number {
-  const hookError =
-    error instanceof HookError ? error : new HookError('INTERNAL', `unexpected error: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+function asHookError(error: unknown): HookError {
+  return error instanceof HookError ? error : new HookError('INTERNAL', `unexpected error: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+}
+
+function report(logger: Logger, operation: string, hookError: HookError, error: unknown = hookError): number {
   const event = operation === 'freeze' ? 'freeze.failed' : 'thaw.failed';
   // The stack goes to the log for us, never to the admin's terminal.
   const stack = hookError.code === 'INTERNAL' ? (error as Error)?.stack : undefined;

@@ -113,14 +113,15 @@ export function lockPlan(mode: LockMode, server: ServerTraits, boundSeconds: num
 }
 
 /** The global privileges a mode needs (any one name of each group will do). */
-export function lockPrivileges(mode: LockMode, server: Pick<ServerInfo, 'isMariaDB'>): Array<{ grant: string; anyOf: string[] }> {
+export function lockPrivileges(mode: LockMode, server: Pick<ServerInfo, 'isMariaDB'> & { version?: string }): Array<{ grant: string; anyOf: string[] }> {
   switch (mode) {
     case 'ftwrl':
       return [{ grant: 'RELOAD', anyOf: server.isMariaDB ? ['RELOAD'] : ['RELOAD', 'FLUSH_TABLES'] }];
     case 'backup_stage':
       return [{ grant: 'RELOAD', anyOf: ['RELOAD'] }];
-    case 'backup_locks': // RELOAD on Percona 5.7, BACKUP_ADMIN on 8.x
-      return [{ grant: 'BACKUP_ADMIN', anyOf: ['BACKUP_ADMIN', 'RELOAD'] }];
+    case 'backup_locks':
+      // Percona 5.7 checks RELOAD; 8.0 (from 8.0.13-4) has dynamic privileges and checks BACKUP_ADMIN.
+      return atLeast(server.version ?? '8.0.0', 8, 0) ? [{ grant: 'BACKUP_ADMIN', anyOf: ['BACKUP_ADMIN'] }] : [{ grant: 'RELOAD', anyOf: ['RELOAD'] }];
     case 'instance':
       return [{ grant: 'BACKUP_ADMIN', anyOf: ['BACKUP_ADMIN'] }];
   }

@@ -25,7 +25,7 @@ export function createLogger(logFile: string, operation: string): Logger {
   } catch (error) {
     openError = error as Error;
   }
-  const logger = pino(options, new LineWriter(fd));
+  const logger = pino(options, new LineWriter(fd, logFile, base));
   if (openError !== undefined) {
     logger.warn({ event: 'log.unwritable', logFile, error: openError.message }, `cannot open log file ${logFile}; logging to stderr`);
   }
@@ -52,14 +52,20 @@ function openLogFile(logFile: string): number {
  * full, I/O error), that line and the rest go to stderr.
  */
 class LineWriter {
-  constructor(private fd: number) {}
+  constructor(
+    private fd: number,
+    private readonly logFile: string,
+    private readonly base: Record<string, unknown>,
+  ) {}
 
   write(line: string): void {
     try {
       fs.writeSync(this.fd, line);
-    } catch {
+    } catch (error) {
       if (this.fd === 2) return;
       this.fd = 2;
+      const notice = { level: 'warn', time: new Date().toISOString(), ...this.base, event: 'log.unwritable', logFile: this.logFile, error: (error as Error).message, msg: `cannot write log file ${this.logFile}; logging to stderr` };
+      this.write(`${JSON.stringify(notice)}\n`);
       this.write(line);
     }
   }

@@ -166,7 +166,7 @@ export interface PrivilegeNeeds {
   stopApplier?: boolean;
 }
 
-export function missingPrivileges(granted: ReadonlySet<string>, server: Pick<ServerInfo, 'isMariaDB' | 'logBin'>, needs: PrivilegeNeeds = { mode: 'ftwrl' }): string[] {
+export function missingPrivileges(granted: ReadonlySet<string>, server: Pick<ServerInfo, 'isMariaDB' | 'logBin'> & { version?: string }, needs: PrivilegeNeeds = { mode: 'ftwrl' }): string[] {
   if (granted.has('ALL PRIVILEGES') || granted.has('ALL')) return [];
   const { isMariaDB } = server;
   const required = [...lockPrivileges(needs.mode, server), { grant: 'PROCESS', anyOf: ['PROCESS'] }];
@@ -210,11 +210,18 @@ export async function checkPrivileges(session: Session, needs: PrivilegeNeeds = 
   }
 }
 
+/**
+ * The processlist. MariaDB: information_schema.PROCESSLIST, with TIME_MS. MySQL: performance_schema's
+ * (8.0.22+, no global mutex; the I_S table is deprecated from 8.0.35), falling back to I_S on older servers.
+ */
 export async function readProcesslist(session: Session): Promise<ProcessRow[]> {
-  const time = session.server.isMariaDB ? 'TIME_MS' : 'TIME * 1000';
-  const [rows] = await session.connection.query<mysql.RowDataPacket[]>(
-    `SELECT ID AS id, USER AS user, HOST AS host, DB AS db, COMMAND AS command, ${time} AS timeMs, STATE AS state, INFO AS info FROM information_schema.PROCESSLIST`,
-  );
+  const columns = 'ID AS id, USER AS user, HOST AS host, DB AS db, COMMAND AS command, STATE AS state, INFO AS info';
+  const sources = session.server.isMariaDB
+    ? [`SELECT ${columns}, TIME_MS AS timeMs FROM information_schema.PROCESSLIST`]
+    : [`SELECT ${columns}, TIME * 1000 AS timeMs FROM performance_schema.processlist`, `SELECT ${columns}, TIME * 1000 AS timeMs FROM information_schema.PROCESSLIST`];
+  // Polled every 250 ms: remember which source this server has, instead of failing over at every poll.
+  const known = processlistSource.get(session);
+  const rows = await firstAvailable(session, known === undefined ? sources : [known], [], (statement) => processlistSource.set(session, statement));
   return rows.map((row) => ({
     id: Number(row['id']),
     user: String(row['user'] ?? ''),
@@ -225,6 +232,31 @@ export async function readProcesslist(session: Session): Promise<ProcessRow[]> {
     state: row['state'] === null ? null : String(row['state']),
     info: row['info'] === null ? null : String(row['info']),
   }));
+}
+
+/** ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR, ER_PARSE_ERROR: this server has another source. */
+const SOURCE_MISSING = new Set([1146, 1054, 1064]);
+
+const processlistSource = new WeakMap<Session, string>();
+
+async function firstAvailable(
+  session: Session,
+  statements: readonly string[],
+  parameters: unknown[] = [],
+  onFound: (statement: string) => void = () => undefined,
+): Promise<mysql.RowDataPacket[]> {
+  let lastError: unknown;
+  for (const statement of statements) {
+    try {
+      const [rows] = await session.connection.query<mysql.RowDataPacket[]>(statement, parameters);
+      onFound(statement);
+      return rows;
+    } catch (error) {
+      if (!SOURCE_MISSING.has(Number((error as { errno?: unknown }).errno))) throw error;
+      lastError = error;
+    }
+  }
+  throw lastError;
 }
 
 /** Marks the holder's lock statements, so that a waiting FLUSH is recognisably ours in the processlist. */
@@ -242,8 +274,12 @@ export async function killConnectionIfOurs(
   proof: ConnectionProof,
 ): Promise<'killed' | 'gone' | 'not-ours'> {
   if (Math.abs(session.server.startedAt - proof.serverStartedAt) > 2000) return 'gone'; // restarted since
-  const [rows] = await session.connection.query<mysql.RowDataPacket[]>(
-    'SELECT USER AS user, COMMAND AS command, INFO AS info FROM information_schema.PROCESSLIST WHERE ID = ?',
+  const columns = 'USER AS user, COMMAND AS command, INFO AS info';
+  const rows = await firstAvailable(
+    session,
+    session.server.isMariaDB
+      ? [`SELECT ${columns} FROM information_schema.PROCESSLIST WHERE ID = ?`]
+      : [`SELECT ${columns} FROM performance_schema.processlist WHERE ID = ?`, `SELECT ${columns} FROM information_schema.PROCESSLIST WHERE ID = ?`],
     [proof.id],
   );
   const row = rows[0];

@@ -6,7 +6,7 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import { firstSupported, parseReplicaStatus, replicaStatusStatements } from './coordinates';
-import type { Session } from './mysql';
+import { serverError, type Session } from './mysql';
 import { sleep } from './processes';
 
 export interface StoppedApplier {
@@ -21,9 +21,12 @@ function quoteName(name: string): string {
   return `'${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
-function applierStatements(isMariaDB: boolean, channel: string, verb: 'STOP' | 'START'): string {
-  if (isMariaDB) return `${verb} SLAVE ${channel === '' ? '' : `${quoteName(channel)} `}SQL_THREAD`;
-  return `${verb} REPLICA SQL_THREAD${channel === '' ? '' : ` FOR CHANNEL ${quoteName(channel)}`}`;
+/** The applier statement in each spelling the server may understand, the likely one first. */
+function applierStatements(isMariaDB: boolean, channel: string, verb: 'STOP' | 'START'): string[] {
+  if (isMariaDB) return [`${verb} SLAVE ${channel === '' ? '' : `${quoteName(channel)} `}SQL_THREAD`];
+  // FOR CHANNEL '' names the default channel; without FOR CHANNEL, MySQL acts on every channel.
+  const target = ` FOR CHANNEL ${quoteName(channel)}`;
+  return [`${verb} REPLICA SQL_THREAD${target}`, `${verb} SLAVE SQL_THREAD${target}`];
 }
 
 async function openTemporaryTables(session: Session): Promise<number> {
@@ -36,20 +39,34 @@ async function openTemporaryTables(session: Session): Promise<number> {
  * again for a moment between checks). Returns undefined if the server is no replica or none runs.
  */
 export async function stopAppliers(session: Session, deadline: number): Promise<StoppedApplier | undefined> {
+  try {
+    return await stopAppliersUntilSafe(session, deadline);
+  } catch (error) {
+    throw serverError(error, 'stopping the replica applier (replica_sql_thread = stop)', session.server.account);
+  }
+}
+
+async function stopAppliersUntilSafe(session: Session, deadline: number): Promise<StoppedApplier | undefined> {
   const { isMariaDB } = session.server;
   const { rows } = await firstSupported(session, replicaStatusStatements(isMariaDB));
   const running = parseReplicaStatus(rows).filter((channel) => channel.sqlRunning).map((channel) => channel.channel);
   if (running.length === 0) return undefined;
-  const stop = async (): Promise<void> => {
-    for (const channel of running) await session.connection.query(applierStatements(isMariaDB, channel, 'STOP'));
+  const stops = running.map((channel) => applierStatements(isMariaDB, channel, 'STOP'));
+  const starts = running.map((channel) => applierStatements(isMariaDB, channel, 'START'));
+  const runAll = async (statements: string[][]): Promise<string[]> => {
+    const used: string[] = [];
+    for (const spellings of statements) used.push((await firstSupported(session, spellings)).statement);
+    return used;
   };
-  const restart = running.map((channel) => applierStatements(isMariaDB, channel, 'START'));
-  await stop();
+  const stopped = await runAll(stops);
   while ((await openTemporaryTables(session)) > 0) {
-    for (const statement of restart) await session.connection.query(statement);
+    await runAll(starts);
     if (Date.now() >= deadline) return { restart: [], channels: running, leftRunning: true };
     await sleep(1000);
-    await stop();
+    await runAll(stops);
   }
+  // The holder runs these verbatim after its release: in the spelling this server understood.
+  const spelling = stopped[0]?.includes(' SLAVE ') === true && !isMariaDB ? 1 : 0;
+  const restart = starts.map((spellings) => spellings[spelling] ?? spellings[0] ?? '');
   return { restart, channels: running, leftRunning: false };
 }

@@ -85,6 +85,8 @@ export function isLastRun(value: unknown): value is LastRun {
 
 export interface HolderStart {
   type: 'start';
+  /** the version of the freeze that sent it: an upgrade between spawn and start must not go unnoticed */
+  version: string;
   client: ClientSettings;
   plan: LockPlan;
   /** run on the holder's connection after the release, best effort (e.g. restart the replica applier) */

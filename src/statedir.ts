@@ -13,6 +13,8 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 export const STATE_FILE = 'state.json';
 export const LAST_FILE = 'last.json';
 export const SOCKET_FILE = 'holder.sock';
+/** A running freeze's progress (phase, attempts, blockers), for status. */
+export const PROGRESS_FILE = 'freeze.json';
 
 function effectiveUid(): number {
   return process.geteuid?.() ?? 0;

@@ -203,7 +203,8 @@ test('a long-running write defers the lock, and no writer stalls for longer than
   const writer = await server.connect();
   // Started just before freeze, so that it is not yet "long" when the first attempt begins: that attempt
   // waits behind it and must be abandoned; later polls see it as a blocker until it ends.
-  const longStatement = longWriter.query('UPDATE app.t SET v = v + SLEEP(1) WHERE id <= 3');
+  // 3 rows x 2 s: long enough to outlast the first (abandoned) attempt and the pause after it, even on a loaded machine.
+  const longStatement = longWriter.query('UPDATE app.t SET v = v + SLEEP(2) WHERE id <= 3');
   await sleep(200);
   const stalls = measureStalls(writer);
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);

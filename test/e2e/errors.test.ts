@@ -474,7 +474,7 @@ test('vmware-mysql-snapshot: --version, --help, status, status --json, an unknow
 
   const status = await runHook(setup, 'vmware-mysql-snapshot', ['status']);
   assert.equal(status.code, 0, status.stderr);
-  assert.match(status.stdout, /^idle: no lock held\n/);
+  assert.match(status.stdout, /^idle: no lock held, no freeze running\n/);
 
   const json = await runHook(setup, 'vmware-mysql-snapshot', ['status', '--json']);
   assert.equal(json.code, 0, json.stderr);

@@ -156,6 +156,7 @@ function configText(setup: HookSetup, server: TestServer, options: HookSetupOpti
   const snapshot: Record<string, string> = {
     run_dir: setup.runDir,
     log_file: setup.logFile,
+    history_file: path.join(setup.dir, 'history.json'),
     lock_wait_timeout: '1',
     long_query_time: '1',
     max_lock_time: '30',

@@ -7,11 +7,11 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as mysql from 'mysql2/promise';
+import { findBinary, freePort } from '../../src/throwaway';
 
 const runFile = promisify(execFile);
 
@@ -104,6 +104,46 @@ export async function startMariaDB(options: StartOptions = {}): Promise<TestServ
     throw error;
   }
   return server;
+}
+
+/**
+ * A server on an existing data directory, such as a copy of another server's taken while it was stopped
+ * (what a restored VM snapshot holds). The directory is moved into the new server's own directory; the
+ * binary-log index, whose entries name the files by the absolute path the original server was started
+ * with, is rewritten to name the moved files (the basename, `binlog`, stays the same). No fixtures are
+ * created: the data is the original's.
+ */
+export async function startMariaDBOnDatadir(datadir: string, options: StartOptions = {}): Promise<TestServer> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-mariadb-'));
+  const port = await freePort();
+  const server = new MariaDBServer(dir, port, serverArgs(dir, port, options));
+  try {
+    await moveDirectory(datadir, server.datadir);
+    rewriteBinlogIndex(server.datadir);
+    await server.start();
+  } catch (error) {
+    await server.remove();
+    throw error;
+  }
+  return server;
+}
+
+async function moveDirectory(from: string, to: string): Promise<void> {
+  try {
+    fs.renameSync(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+    await runFile('cp', ['-a', from, to]);
+    fs.rmSync(from, { recursive: true, force: true });
+  }
+}
+
+function rewriteBinlogIndex(datadir: string): void {
+  const index = path.join(datadir, 'binlog.index');
+  if (!fs.existsSync(index)) return;
+  const lines = fs.readFileSync(index, 'utf8').split('\n');
+  const rewritten = lines.map((line) => (path.isAbsolute(line) ? path.join(datadir, path.basename(line)) : line));
+  fs.writeFileSync(index, rewritten.join('\n'));
 }
 
 class MariaDBServer implements TestServer {
@@ -347,41 +387,12 @@ function serverVersion(): string {
   return match[1].replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-function findBinary(name: string): string | undefined {
-  const pathDirectories = (process.env.PATH ?? '').split(path.delimiter).filter((entry) => entry !== '');
-  for (const directory of [...BINARY_DIRECTORIES, ...pathDirectories]) {
-    const candidate = path.join(directory, name);
-    if (isExecutable(candidate)) return candidate;
-  }
-  return undefined;
-}
-
 function requireBinary(name: string): string {
   const found = findBinary(name);
   if (found === undefined) throw new Error(`${name} not found in ${BINARY_DIRECTORIES.join(', ')} or PATH`);
   return found;
 }
 
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const listener = net.createServer();
-    listener.once('error', reject);
-    listener.listen(0, '127.0.0.1', () => {
-      const address = listener.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      listener.close(() => (port === 0 ? reject(new Error('no free port')) : resolve(port)));
-    });
-  });
-}
 
 function tailOf(file: string, lines = 30): string {
   try {

@@ -128,6 +128,10 @@ test('a minimal file gets every default', () => {
     killLongQueries: 'off',
     killLongQueriesAfter: 1,
     replicaSqlThread: 'keep',
+    historyFile: '/var/lib/vmware-mysql-snapshot/history.json',
+    metricsFile: null,
+    notifyCommand: null,
+    notifyTimeout: 10,
     warnings: [],
   });
   assert.deepEqual(DEFAULTS, {
@@ -142,6 +146,8 @@ test('a minimal file gets every default', () => {
     killLongQueries: 'off',
     killLongQueriesAfter: 1,
     replicaSqlThread: 'keep',
+    historyFile: '/var/lib/vmware-mysql-snapshot/history.json',
+    notifyTimeout: 10,
   });
 });
 
@@ -414,8 +420,8 @@ test('all problems are reported together in one error, in the order of the file'
     `${CONFIG}:6: lock_wait_timeout = "5s" is not valid: expected a number of seconds greater than 0 and at most 3600, such as 2 or 0.5, without a unit`,
     `${CONFIG}:7: max_lock_time = "-3" is not valid: expected a number of seconds greater than 0 and at most 86400, such as 2 or 0.5, without a unit`,
     `${CONFIG}:8: if_server_down = "maybe" is not valid: expected skip or fail`,
-    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread`,
-    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread`,
+    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, history_file, metrics_file, notify_command, notify_timeout`,
+    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, history_file, metrics_file, notify_command, notify_timeout`,
     `${CONFIG}:12: unknown section [other]: expected [client] or [snapshot]`,
     `${CONFIG}: [client] has no user: set user (and password), or defaults_file = /etc/mysql/debian.cnf`,
   ]);

@@ -1,0 +1,76 @@
+/** History bookkeeping, Prometheus metrics and the Nagios verdicts, from plain data. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { evaluate, formatCheck, parseAge } from '../../src/check';
+import { addRun, emptyHistory, HISTORY_LIMIT, type History, type RunRecord } from '../../src/history';
+import { formatMetrics } from '../../src/outcome';
+import type { StatusReport } from '../../src/status';
+
+const NOW = Date.parse('2026-11-21T12:00:00Z');
+const HOUR = 3600_000;
+
+function history(...runs: RunRecord[]): History {
+  return runs.reduce(addRun, emptyHistory());
+}
+
+const locked = (at: number): RunRecord => ({ operation: 'freeze', at, result: 'locked', timeToLockMs: 120, attempts: 2 });
+const released = (at: number, holdMs = 2500): RunRecord => ({ operation: 'thaw', at, result: 'released', holdMs });
+
+function idle(overrides: Partial<StatusReport> = {}): StatusReport {
+  return { phase: 'idle', runDir: '/run/x', freeze: null, current: null, last: [], totals: null, problems: [], ...overrides };
+}
+
+const options = { maxAgeSeconds: 26 * 3600, maxLockTime: 60, now: NOW };
+
+test('history keeps totals and the last runs only', () => {
+  const h = history(locked(1), released(2), { operation: 'freeze', at: 3, result: 'failed', attempts: 4 }, { operation: 'thaw', at: 4, result: 'inconsistent', expired: true });
+  assert.deepEqual(h.totals, { freezes: 2, locked: 1, attempts: 6, failures: 1, expired: 1, inconsistent: 1 });
+  let long = emptyHistory();
+  for (let i = 0; i < HISTORY_LIMIT + 20; i += 1) long = addRun(long, locked(i));
+  assert.equal(long.runs.length, HISTORY_LIMIT);
+  assert.equal(long.runs[0]?.at, 20);
+  assert.equal(long.totals.freezes, HISTORY_LIMIT + 20, 'totals count every run, for counters');
+});
+
+test('metrics in the textfile format, counters from the totals', () => {
+  const text = formatMetrics(history(locked(NOW), released(NOW + 3000)));
+  assert.match(text, /^# TYPE vmware_mysql_snapshot_last_success_timestamp_seconds gauge\nvmware_mysql_snapshot_last_success_timestamp_seconds 1795262400$/m);
+  assert.match(text, /^vmware_mysql_snapshot_last_time_to_lock_seconds 0\.12$/m);
+  assert.match(text, /^vmware_mysql_snapshot_last_hold_seconds 2\.5$/m);
+  assert.match(text, /^# TYPE vmware_mysql_snapshot_attempts_total counter\nvmware_mysql_snapshot_attempts_total 2$/m);
+  assert.doesNotMatch(formatMetrics(emptyHistory()), /last_success/, 'no gauge without a value');
+});
+
+test('check: OK with the last freeze and perfdata', () => {
+  const result = evaluate(idle(), history(locked(NOW - HOUR), released(NOW - HOUR + 2500)), options);
+  assert.equal(result.state, 'OK');
+  assert.equal(
+    formatCheck(result),
+    'VMWARE_MYSQL_SNAPSHOT OK - last freeze 2026-11-21T11:00:00Z locked in 120 ms, held 2.5 s | age=3600s;93600;;0; time_to_lock=0.120s;;;0; hold_time=2.500s;;;0; failures=0c expired=0c\n',
+  );
+});
+
+test('check: WARNING when no freeze succeeded within max-age, or none ever', () => {
+  assert.equal(evaluate(idle(), history(locked(NOW - 30 * HOUR)), options).state, 'WARNING');
+  assert.match(evaluate(idle(), null, options).message, /no successful freeze recorded yet/);
+});
+
+test('check: CRITICAL after a failed freeze or an inconsistent thaw, or a lock held too long', () => {
+  assert.equal(evaluate(idle(), history(locked(NOW - HOUR), { operation: 'freeze', at: NOW, result: 'failed', message: 'no lock within freeze_timeout' }), options).state, 'CRITICAL');
+  assert.match(evaluate(idle(), history(locked(NOW - HOUR), { operation: 'thaw', at: NOW, result: 'inconsistent', message: 'expired' }), options).message, /inconsistent snapshot/);
+  assert.equal(evaluate(idle(), history(locked(NOW - 2 * HOUR), { operation: 'freeze', at: NOW - HOUR, result: 'failed' }, locked(NOW - 60_000)), options).state, 'OK', 'a later success clears it');
+  const holding = idle({ phase: 'holding', current: { heldMs: 70_000, holder: { pid: 9 } } as StatusReport['current'] });
+  assert.equal(evaluate(holding, history(locked(NOW - 70_000)), options).state, 'CRITICAL');
+});
+
+test('check: UNKNOWN when the state cannot be read', () => {
+  assert.equal(evaluate(idle({ problems: ['/run/x/state.json is a symlink'] }), null, options).state, 'UNKNOWN');
+});
+
+test('--max-age accepts seconds and s/m/h/d suffixes', () => {
+  assert.equal(parseAge('3600'), 3600);
+  assert.equal(parseAge('26h'), 93600);
+  assert.equal(parseAge('2d'), 172800);
+  assert.equal(parseAge('90m'), 5400);
+  assert.equal(parseAge('soon'), undefined);
+});
