@@ -2,20 +2,18 @@
  * Freeze: wait for a quiet moment, start the detached holder, and exit 0 only once it holds the lock.
  * Every way out other than "locked" leaves nothing held: the agent never calls thaw after a failed freeze.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Settings } from './config';
-import { HOLDER_NAME } from './dispatch';
 import { HookError } from './errors';
 import { acquireFreezeLock } from './freezelock';
 import type { Logger } from './log';
 import type { Coordinates } from './coordinates';
-import { chooseMode, lockPlan, unsupportedReason, type LockMode, type ServerTraits } from './lockmodes';
-import { checkPrivileges, holderTag, isServerDown, killConnectionIfOurs, openSession, readProcesslist, serverError, type ConnectionProof, type Session } from './mysql';
+import { HolderProcess, type HolderEvent } from './holderprocess';
+import { chooseMode, lockPlan, unsupportedReason, type LockMode, type LockPlan, type ServerTraits } from './lockmodes';
+import { checkPrivileges, holderTag, isServerDown, killConnectionIfOurs, openSession, readProcesslist, serverError, type Session } from './mysql';
 import { stopAppliers } from './replica';
-import { VERSION } from './version';
-import { identify, isSameProcess, stopProcess } from './processes';
-import { isOurHolderState, type FromHolder, type HolderStart, type LastRun } from './state';
+import { identify, isSameProcess } from './processes';
+import { isOurHolderState, type LastRun } from './state';
 import type { BlockerSummary } from './history';
 import { ensureRunDir, LAST_FILE, PROGRESS_FILE, readJson, removeFile, STATE_FILE, writeJson } from './statedir';
 import { blockerKey, findBlockers, isKillable, statementPreview, windowRules, type ProcessRow, type WindowRules } from './window';
@@ -58,8 +56,12 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
   const startedAt = Date.now();
   ensureRunDir(settings.runDir);
   const releaseFreezeLock = await acquireFreezeLock(settings.runDir);
+  // Started now, so that its start-up overlaps our connection, checks and first processlist read.
+  let holder: HolderProcess | undefined;
+  let locked = false;
   try {
     refuseIfHeld(settings, logger);
+    holder = startHolder(settings, 1);
     let session: Session;
     try {
       session = await openSession(settings.client);
@@ -71,7 +73,6 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
       throw error;
     }
     let restartAppliers: string[] = [];
-    let locked = false;
     try {
       const traits = await serverTraits(session);
       const mode = resolveLockMode(settings, traits, logger);
@@ -79,18 +80,39 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
       if (settings.replicaSqlThread === 'stop') {
         restartAppliers = await stopAppliersLogged(session, logger, startedAt + settings.freezeTimeout * 1000);
       }
-      const result = await new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers }, progress).run();
-      locked = true;
-      return result;
+      const freezer = new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers }, progress);
+      try {
+        const result = await freezer.run(holder);
+        locked = true;
+        return result;
+      } finally {
+        holder = freezer.holder;
+      }
     } finally {
       // On success the holder starts the appliers again after its release; otherwise we do it now.
       if (!locked) for (const statement of restartAppliers) await session.connection.query(statement).catch(() => undefined);
       await session.close();
     }
   } finally {
+    if (!locked) await holder?.stop();
     removeFile(settings.runDir, PROGRESS_FILE);
     await releaseFreezeLock();
   }
+}
+
+function startHolder(settings: Settings, attempt: number): HolderProcess {
+  return HolderProcess.start(
+    {
+      client: settings.client,
+      lockWaitTimeout: settings.lockWaitTimeout,
+      maxLockTime: settings.maxLockTime,
+      runDir: settings.runDir,
+      logFile: settings.logFile,
+      freezePid: process.pid,
+      attempt,
+    },
+    holderEnvironment(process.env),
+  );
 }
 
 /** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
@@ -146,13 +168,13 @@ async function stopAppliersLogged(session: Session, logger: Logger, deadline: nu
   return stopped.restart;
 }
 
-type Attempt = { result: 'locked'; coordinates: Coordinates; waitedMs: number; holder: ChildProcess } | { result: 'timeout' };
+type Attempt = { result: 'locked'; coordinates: Coordinates; waitedMs: number } | { result: 'timeout' };
 
 class Freezer {
   private readonly loggedBlockers = new Map<string, BlockerSummary>();
   private readonly identity = identify(process.pid);
-  private holder: ChildProcess | undefined;
-  private holderConnection: ConnectionProof | undefined;
+  /** the holder for the next attempt, started ahead of it */
+  holder: HolderProcess | undefined;
   private attempts = 0;
   private lastBlockers: ProcessRow[] = [];
 
@@ -177,7 +199,8 @@ class Freezer {
     }
   }
 
-  async run(): Promise<FreezeResult> {
+  async run(firstHolder: HolderProcess): Promise<FreezeResult> {
+    this.holder = firstHolder;
     const deadline = this.startedAt + this.settings.freezeTimeout * 1000;
     this.saveProgress('waiting');
     while (true) {
@@ -190,13 +213,15 @@ class Freezer {
       }
       this.attempts += 1;
       this.saveProgress('locking');
-      const attempt = await this.attemptLock();
+      const holder = this.holder ?? startHolder(this.settings, this.attempts);
+      this.holder = holder;
+      const attempt = await this.attemptLock(holder);
       if (attempt.result === 'locked') {
         return {
           outcome: 'locked',
           lock: {
             mode: this.lock.mode,
-            exact: lockPlan(this.lock.mode, this.lock.traits, 0, '').exact,
+            exact: this.plan(holder).exact,
             server: this.session.server.version,
             isMariaDB: this.session.server.isMariaDB,
           },
@@ -204,23 +229,19 @@ class Freezer {
           attempts: this.attempts,
           totalMs: Date.now() - this.startedAt,
           lockMs: attempt.waitedMs,
-          holderPid: attempt.holder.pid,
-          // From here the holder outlives us. Disconnect only once the ack is written to the channel:
-          // closing it with the write still queued would drop the ack, and the holder would release.
-          acknowledge: () =>
-            new Promise<void>((resolve, reject) => {
-              attempt.holder.send({ type: 'ack' }, (error) => {
-                if (error) return reject(new HookError('INTERNAL', `could not confirm the lock to the holder: ${error.message}`));
-                attempt.holder.disconnect();
-                attempt.holder.unref();
-                resolve();
-              });
-            }),
+          holderPid: holder.pid,
+          acknowledge: () => holder.acknowledge(),
         };
       }
+      // The next holder starts now, so that it is ready when the next quiet moment comes.
+      this.holder = startHolder(this.settings, this.attempts + 1);
       this.saveProgress('waiting');
       await this.pause(Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - Date.now())));
     }
+  }
+
+  private plan(holder: HolderProcess): LockPlan {
+    return lockPlan(this.lock.mode, this.lock.traits, this.settings.lockWaitTimeout, holderTag(holder.pid));
   }
 
   private rules(longQueryTime: number): WindowRules {
@@ -228,7 +249,7 @@ class Freezer {
       longQueryTime,
       ignoreCommands: this.settings.ignoreCommands,
       ignoreUsers: this.settings.ignoreUsers,
-      ownIds: [this.session.server.connectionId, ...(this.holderConnection ? [this.holderConnection.id] : [])],
+      ownIds: [this.session.server.connectionId, ...(this.holder?.connection ? [this.holder.connection.id] : [])],
     });
   }
 
@@ -260,103 +281,54 @@ class Freezer {
     return blockers;
   }
 
-  private attemptLock(): Promise<Attempt> {
+  /** One attempt with a started holder: wait until it is connected, tell it to lock, wait for the answer. */
+  private async attemptLock(holder: HolderProcess): Promise<Attempt> {
     const settings = this.settings;
-    const holder = spawn(process.execPath, [], {
-      argv0: HOLDER_NAME,
-      detached: true, // its own session: not killed with the agent's process group
-      stdio: ['ignore', 'ignore', 'ignore', 'ipc'], // qemu-ga waits for EOF on our stdout
-      cwd: '/',
-      env: holderEnvironment(process.env),
-    });
-    this.holder = holder;
-    const start: HolderStart = {
-      type: 'start',
-      version: VERSION,
-      client: settings.client,
-      plan: lockPlan(this.lock.mode, this.lock.traits, settings.lockWaitTimeout, holderTag(holder.pid ?? 0)),
-      afterRelease: this.lock.afterRelease,
-      lockWaitTimeout: settings.lockWaitTimeout,
-      maxLockTime: settings.maxLockTime,
-      runDir: settings.runDir,
-      logFile: settings.logFile,
-      freezePid: process.pid,
-      attempt: this.attempts,
-    };
-    holder.send(start);
+    if (holder.connection === undefined) {
+      const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
+      if (event.type === 'timeout') return this.abandon(holder, 'the holder did not connect');
+      if (event.type !== 'connected') return this.unexpected(holder, event);
+    }
+    holder.lock(this.plan(holder), this.lock.afterRelease);
     this.logger.debug({ event: 'lock.attempt', attempt: this.attempts, holderPid: holder.pid }, `lock attempt ${this.attempts}`);
+    const killTimer =
+      settings.killLongQueries === 'off' ? undefined : setTimeout(() => void this.killLongQueries(Date.now() - settings.killLongQueriesAfter * 1000), settings.killLongQueriesAfter * 1000);
+    try {
+      const event = await holder.next(settings.lockWaitTimeout * 1000 + LOCK_ANSWER_GRACE_MS, this.abort);
+      if (event.type === 'locked') return { result: 'locked', coordinates: event.coordinates, waitedMs: event.waitedMs };
+      if (event.type === 'timeout') return await this.abandon(holder, `not locked within lock_wait_timeout (${settings.lockWaitTimeout} s)`);
+      if (event.type === 'failed' && event.timedOut) {
+        this.logger.warn({ event: 'lock.timeout', attempt: this.attempts, error: event.message }, `lock attempt ${this.attempts} timed out on the server (lock_wait_timeout ${settings.lockWaitTimeout} s); waiting for the next quiet moment`);
+        await this.stopHolder(holder);
+        return { result: 'timeout' };
+      }
+      return await this.unexpected(holder, event);
+    } finally {
+      clearTimeout(killTimer);
+    }
+  }
 
-    return new Promise<Attempt>((resolve, reject) => {
-      let settled = false;
-      let killTimer: NodeJS.Timeout | undefined;
-      let timer = setTimeout(() => void abandon('the holder did not connect'), HOLDER_CONNECT_MS);
-      const settle = (action: () => void): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        clearTimeout(killTimer);
-        holder.removeAllListeners('message');
-        holder.removeAllListeners('exit');
-        this.abort.removeEventListener('abort', onAbort);
-        action();
-      };
-      const abandon = async (why: string): Promise<void> => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        clearTimeout(killTimer);
-        this.abort.removeEventListener('abort', onAbort);
-        await this.stopHolder();
-        this.logger.warn({ event: 'lock.abandoned', attempt: this.attempts, reason: why }, `lock attempt ${this.attempts} abandoned: ${why}; waiting for the next quiet moment`);
-        resolve({ result: 'timeout' });
-      };
-      const onAbort = (): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        clearTimeout(killTimer);
-        void this.stopHolder().then(() => reject(abortError()));
-      };
-      this.abort.addEventListener('abort', onAbort);
+  private async abandon(holder: HolderProcess, why: string): Promise<Attempt> {
+    await this.stopHolder(holder);
+    this.logger.warn({ event: 'lock.abandoned', attempt: this.attempts, reason: why }, `lock attempt ${this.attempts} abandoned: ${why}; waiting for the next quiet moment`);
+    return { result: 'timeout' };
+  }
 
-      holder.on('message', (message: FromHolder) => {
-        if (message.type === 'connected') {
-          this.holderConnection = message.connection;
-          clearTimeout(timer);
-          if (settings.killLongQueries !== 'off') {
-            const attemptStartedAt = Date.now();
-            killTimer = setTimeout(() => void this.killLongQueries(attemptStartedAt), settings.killLongQueriesAfter * 1000);
-          }
-          timer = setTimeout(
-            () => void abandon(`not locked within lock_wait_timeout (${settings.lockWaitTimeout} s)`),
-            settings.lockWaitTimeout * 1000 + LOCK_ANSWER_GRACE_MS,
-          );
-        } else if (message.type === 'locked') {
-          settle(() => {
-            this.holder = undefined;
-            resolve({ result: 'locked', coordinates: message.coordinates, waitedMs: message.waitedMs, holder });
-          });
-        } else if (message.timedOut) {
-          settle(() => {
-            this.logger.warn({ event: 'lock.timeout', attempt: this.attempts, error: message.message }, `lock attempt ${this.attempts} timed out on the server (lock_wait_timeout ${settings.lockWaitTimeout} s); waiting for the next quiet moment`);
-            void this.stopHolder().then(() => resolve({ result: 'timeout' }));
-          });
-        } else {
-          settle(() => void this.stopHolder().then(() => reject(new HookError(message.code, message.message))));
-        }
-      });
-      holder.on('error', (error) => {
-        settle(() => reject(new HookError('INTERNAL', `cannot start the lock holder ${process.execPath}: ${error.message}`)));
-      });
-      holder.on('exit', (code, signal) => {
-        // Its FLUSH may still wait on the server, with writers queued behind it: KILL it (proven) first.
-        settle(() => {
-          void this.stopHolder().then(() =>
-            reject(new HookError('INTERNAL', `the lock holder exited before locking (${signal ?? `exit code ${code}`}); nothing is held`)),
-          );
-        });
-      });
-    });
+  /** Anything but an answer to the attempt ends the freeze: the holder is stopped first, its FLUSH KILLed. */
+  private async unexpected(holder: HolderProcess, event: HolderEvent): Promise<never> {
+    await this.stopHolder(holder);
+    switch (event.type) {
+      case 'aborted':
+        throw abortError();
+      case 'failed':
+        throw new HookError(event.code, event.message);
+      case 'spawn-error':
+        throw new HookError('INTERNAL', event.message);
+      case 'exit':
+        throw new HookError('INTERNAL', `the lock holder exited before locking (${event.signal ?? `exit code ${event.code}`}); nothing is held`);
+      default:
+        throw new HookError('INTERNAL', `unexpected message from the lock holder: ${event.type}`);
+    }
   }
 
   /**
@@ -388,24 +360,17 @@ class Freezer {
   }
 
   /** Stops a holder that does not hold the lock for us: its statement KILLed on the server, the process ended. */
-  private async stopHolder(): Promise<void> {
-    const holder = this.holder;
-    const proof = this.holderConnection;
-    this.holder = undefined;
-    this.holderConnection = undefined;
+  private async stopHolder(holder: HolderProcess): Promise<void> {
+    if (this.holder === holder) this.holder = undefined;
     // The server side first: a FLUSH waiting there keeps writers waiting behind it.
+    const proof = holder.connection;
     if (proof !== undefined) {
       const outcome = await killConnectionIfOurs(this.session, proof).catch(() => 'gone' as const);
       if (outcome === 'killed') {
         this.logger.warn({ event: 'connection.killed', thread: proof.id }, `killed the holder's connection ${proof.id} on the server`);
       }
     }
-    if (holder?.pid !== undefined) {
-      const identity = identify(holder.pid);
-      if (holder.connected) holder.send({ type: 'abort' });
-      // Our own unreaped child: its PID cannot have been reused, so it is proven ours.
-      if (identity !== null) await stopProcess(identity, 2000);
-    }
+    await holder.stop();
   }
 
   private async pause(ms: number): Promise<void> {

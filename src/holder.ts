@@ -11,7 +11,8 @@ import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from 
 import { killConnectionIfOurs, openSession, serverError, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
 import { VERSION } from './version';
-import { heldMs, type FromHolder, type HolderStart, type HolderState, type ReleaseReason, type ReleaseReply, type ToHolder } from './state';
+import type { LockPlan } from './lockmodes';
+import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, type ReleaseReason, type ReleaseReply, type ToHolder } from './state';
 import { removeFile, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
 
 /** ER_LOCK_WAIT_TIMEOUT, ER_STATEMENT_TIMEOUT (MariaDB max_statement_time), ER_QUERY_TIMEOUT (MySQL) */
@@ -58,6 +59,8 @@ class Holder {
   private session: Session | undefined;
   private state: HolderState;
   private acknowledged = false;
+  private plan: LockPlan | undefined;
+  private afterRelease: string[] = [];
   private statementRunning = false;
   private releasing: Promise<void> | undefined;
   private readonly replies: Array<Promise<void>> = [];
@@ -76,14 +79,14 @@ class Holder {
       connection: null,
       startedAt: Date.now(),
       maxLockTime: start.maxLockTime,
-      lockMode: start.plan.mode,
-      afterRelease: start.afterRelease,
     };
   }
 
   async run(): Promise<number> {
     process.on('message', (message: ToHolder) => {
-      if (message.type === 'ack') {
+      if (message.type === 'lock') {
+        void this.lock(message);
+      } else if (message.type === 'ack') {
         this.acknowledged = true;
         process.disconnect?.();
       } else if (message.type === 'abort') {
@@ -97,7 +100,7 @@ class Holder {
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       process.on(signal, () => void this.stop('aborted', `received ${signal}`));
     }
-    void this.lock();
+    void this.connect();
     return this.done;
   }
 
@@ -105,28 +108,39 @@ class Holder {
     return sendToFreeze(message);
   }
 
-  private async lock(): Promise<void> {
-    const { client, lockWaitTimeout, maxLockTime } = this.start;
+  /** Connects as soon as we start, while freeze is still looking for a quiet moment. */
+  private async connect(): Promise<void> {
+    const { client, lockWaitTimeout } = this.start;
     try {
       this.session = await openSession(client);
+      await this.session.connection.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
     } catch (error) {
       return this.fail(error, false);
     }
+    if (this.releasing !== undefined) return;
     const session = this.session;
     const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
     this.state = { ...this.state, connection };
     this.saveState();
-    void this.send({ type: 'connected', connection });
     session.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
+    void this.send({ type: 'connected', connection });
+  }
 
+  private async lock(request: LockRequest): Promise<void> {
+    const session = this.session;
+    if (session === undefined || this.releasing !== undefined || this.plan !== undefined) return;
+    const { maxLockTime } = this.start;
+    const { plan } = request;
+    this.plan = plan;
+    this.afterRelease = request.afterRelease;
+    this.state = { ...this.state, lockMode: plan.mode, afterRelease: request.afterRelease };
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
-    const { plan } = this.start;
     const startedAt = Date.now();
     try {
       // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time.
+      // (Set only now: while freeze waits for a quiet moment this connection may idle for long.)
       await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}`);
-      await session.connection.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
       this.statementRunning = true;
       for (const statement of plan.lock) await session.connection.query(statement);
     } catch (error) {
@@ -211,7 +225,7 @@ class Holder {
     let phase: HolderState['phase'] = reason === 'expired' ? 'expired' : reason === 'lost' ? 'lost' : wasHeld ? 'released' : 'aborted';
     if (wasHeld && reason !== 'lost') {
       try {
-        for (const statement of this.start.plan.unlock) await this.session?.connection.query(statement);
+        for (const statement of this.plan?.unlock ?? []) await this.session?.connection.query(statement);
       } catch {
         phase = 'lost'; // the connection is gone, and with it the lock (the server released it)
       }
@@ -226,7 +240,7 @@ class Holder {
 
   /** E.g. restart the replica applier that freeze stopped; what fails is left in the state for thaw. */
   private async runAfterRelease(): Promise<string[]> {
-    const remaining = [...this.start.afterRelease];
+    const remaining = [...this.afterRelease];
     while (remaining.length > 0 && this.session !== undefined && this.state.phase !== 'lost') {
       try {
         await this.session.connection.query(remaining[0] ?? '');

@@ -88,9 +88,6 @@ export interface HolderStart {
   /** the version of the freeze that sent it: an upgrade between spawn and start must not go unnoticed */
   version: string;
   client: ClientSettings;
-  plan: LockPlan;
-  /** run on the holder's connection after the release, best effort (e.g. restart the replica applier) */
-  afterRelease: string[];
   lockWaitTimeout: number;
   maxLockTime: number;
   runDir: string;
@@ -99,7 +96,15 @@ export interface HolderStart {
   attempt: number;
 }
 
-export type ToHolder = HolderStart | { type: 'ack' } | { type: 'abort' };
+/** freeze -> holder once the moment is quiet: take the lock */
+export interface LockRequest {
+  type: 'lock';
+  plan: LockPlan;
+  /** run on the holder's connection after the release, best effort (e.g. restart the replica applier) */
+  afterRelease: string[];
+}
+
+export type ToHolder = HolderStart | LockRequest | { type: 'ack' } | { type: 'abort' };
 
 export type FromHolder =
   | { type: 'connected'; connection: ConnectionProof }

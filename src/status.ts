@@ -54,7 +54,8 @@ export function readStatus(settings: Settings, now = Date.now(), lastCount = 5):
     const holderAlive = isSameProcess(current.holder);
     report.current = { ...current, holderAlive, heldMs: heldMs(current, now) };
     if (current.phase === 'held') report.phase = holderAlive ? 'holding' : 'unknown';
-    else if (current.phase === 'locking') report.phase = holderAlive ? 'locking' : report.phase;
+    // The holder starts early and waits for freeze's go: while freeze runs, its own phase says more.
+    else if (current.phase === 'locking') report.phase = holderAlive && report.freeze === null ? 'locking' : report.phase;
     else report.phase = 'released';
   }
   if (report.problems.length > 0 && report.phase === 'idle') report.phase = 'unknown';

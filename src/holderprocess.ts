@@ -1,0 +1,130 @@
+/**
+ * The freeze side of a lock holder: the detached child process, started early so that its start-up
+ * overlaps freeze's own work, and its messages as a queue of events that freeze awaits in order.
+ *
+ *   freeze                         holder
+ *   start (credentials) ------->   connects, prepares its session
+ *                       <-------   connected (its connection id)
+ *   lock (plan)        ------->    runs the lock statements, reads the coordinates
+ *                       <-------   locked | failed
+ *   ack                ------->    from now on outlives freeze (without it, it releases when freeze goes)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { HOLDER_NAME } from './dispatch';
+import type { LockPlan } from './lockmodes';
+import type { ConnectionProof } from './mysql';
+import { identify, stopProcess } from './processes';
+import type { FromHolder, HolderStart, ToHolder } from './state';
+import { VERSION } from './version';
+
+export type HolderEvent =
+  | FromHolder
+  | { type: 'exit'; code: number | null; signal: NodeJS.Signals | null }
+  | { type: 'spawn-error'; message: string }
+  | { type: 'timeout' }
+  | { type: 'aborted' };
+
+export class HolderProcess {
+  /** set once the holder has reported its connection */
+  connection: ConnectionProof | undefined;
+  private readonly events: HolderEvent[] = [];
+  private waiter: ((event: HolderEvent) => void) | undefined;
+  private exited = false;
+
+  private constructor(private readonly child: ChildProcess) {
+    child.on('message', (message: FromHolder) => {
+      if (message.type !== 'connected') return this.push(message);
+      // Only ever awaited before the lock request, and only if it had not come yet: never queued, so
+      // that a 'connected' that came while freeze was polling is not taken for the answer to 'lock'.
+      this.connection = message.connection;
+      this.waiter?.(message);
+    });
+    child.on('error', (error) => this.push({ type: 'spawn-error', message: `cannot start the lock holder ${process.execPath}: ${error.message}` }));
+    child.on('exit', (code, signal) => {
+      this.exited = true;
+      this.push({ type: 'exit', code, signal });
+    });
+  }
+
+  /**
+   * Starts a holder: the same executable under the name pre-freeze-mysql-lock, in its own session, with
+   * no inherited stdio (qemu-ga waits for EOF on our stdout), `/` as its directory, an environment
+   * without anything of the caller's, and the credentials on the private IPC channel.
+   */
+  static start(start: Omit<HolderStart, 'type' | 'version'>, environment: NodeJS.ProcessEnv): HolderProcess {
+    const child = spawn(process.execPath, [], {
+      argv0: HOLDER_NAME,
+      detached: true,
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      cwd: '/',
+      env: environment,
+    });
+    const holder = new HolderProcess(child);
+    holder.send({ type: 'start', version: VERSION, ...start });
+    return holder;
+  }
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
+  private push(event: HolderEvent): void {
+    const waiter = this.waiter;
+    if (waiter !== undefined) {
+      this.waiter = undefined;
+      waiter(event);
+    } else {
+      this.events.push(event);
+    }
+  }
+
+  /** The next event, or `timeout` after `timeoutMs`, or `aborted` when `abort` fires. */
+  next(timeoutMs: number, abort: AbortSignal): Promise<HolderEvent> {
+    const queued = this.events.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (abort.aborted) return Promise.resolve({ type: 'aborted' });
+    return new Promise((resolve) => {
+      const finish = (event: HolderEvent): void => {
+        clearTimeout(timer);
+        abort.removeEventListener('abort', onAbort);
+        this.waiter = undefined;
+        resolve(event);
+      };
+      const onAbort = (): void => finish({ type: 'aborted' });
+      const timer = setTimeout(() => finish({ type: 'timeout' }), timeoutMs);
+      abort.addEventListener('abort', onAbort, { once: true });
+      this.waiter = finish;
+    });
+  }
+
+  lock(plan: LockPlan, afterRelease: string[]): void {
+    this.send({ type: 'lock', plan, afterRelease });
+  }
+
+  /**
+   * From here the holder outlives us. Disconnect only once the ack is written to the channel: closing
+   * it with the write still queued would drop the ack, and the holder would release.
+   */
+  acknowledge(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.child.send({ type: 'ack' } satisfies ToHolder, (error) => {
+        if (error) return reject(error);
+        this.child.disconnect();
+        this.child.unref();
+        resolve();
+      });
+    });
+  }
+
+  private send(message: ToHolder): void {
+    if (this.child.connected) this.child.send(message);
+  }
+
+  /** Ends a holder that does not hold the lock for us. Our own unreaped child: its PID is proven ours. */
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    this.send({ type: 'abort' });
+    const identity = identify(this.pid);
+    if (identity !== null) await stopProcess(identity, 2000);
+  }
+}
