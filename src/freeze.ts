@@ -8,7 +8,7 @@ import { HookError } from './errors';
 import { acquireFreezeLock } from './freezelock';
 import type { Logger } from './log';
 import type { Coordinates } from './coordinates';
-import { HolderProcess, type HolderEvent } from './holderprocess';
+import { startHolder, type HolderEvent, type HolderProcess } from './holderprocess';
 import { chooseMode, lockPlan, unsupportedReason, type LockMode, type LockPlan, type ServerTraits } from './lockmodes';
 import { checkPrivileges, holderTag, isServerDown, killConnectionIfOurs, openSession, readProcesslist, serverError, type Session } from './mysql';
 import { stopAppliers } from './replica';
@@ -24,7 +24,7 @@ const RETRY_PAUSE_MS = 1000;
 /** Time for the holder to start and connect, on top of lock_wait_timeout. */
 const HOLDER_CONNECT_MS = 10_000;
 /** How long past lock_wait_timeout we wait for the holder's own answer before abandoning it. */
-const LOCK_ANSWER_GRACE_MS = 1000;
+const LOCK_ANSWER_GRACE_MS = 500;
 
 export interface FreezeResult {
   outcome: 'locked' | 'skipped';
@@ -52,16 +52,21 @@ export interface FreezeProgress {
   blockers: BlockerSummary[];
 }
 
-export async function freeze(settings: Settings, logger: Logger, abort: AbortSignal, progress: FreezeProgress): Promise<FreezeResult> {
-  const startedAt = Date.now();
-  ensureRunDir(settings.runDir);
-  const releaseFreezeLock = await acquireFreezeLock(settings.runDir);
-  // Started now, so that its start-up overlaps our connection, checks and first processlist read.
-  let holder: HolderProcess | undefined;
+/**
+ * `early`: a holder the caller started before loading this module (and mysql2), so that the two
+ * start-ups overlap; it only connects and waits for 'lock', and is stopped if this freeze fails.
+ */
+export async function freeze(settings: Settings, logger: Logger, abort: AbortSignal, progress: FreezeProgress, early?: HolderProcess): Promise<FreezeResult> {
+  // From the moment the agent started us: the time to lock it sees (and freeze_timeout) include our start-up.
+  const startedAt = Math.round(performance.timeOrigin);
+  let holder: HolderProcess | undefined = early;
   let locked = false;
+  let releaseFreezeLock: (() => Promise<void>) | undefined;
   try {
+    ensureRunDir(settings.runDir);
+    releaseFreezeLock = await acquireFreezeLock(settings.runDir);
     refuseIfHeld(settings, logger);
-    holder = startHolder(settings, 1);
+    holder ??= startHolder(settings, 1);
     let session: Session;
     try {
       session = await openSession(settings.client);
@@ -91,29 +96,19 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
     } finally {
       // On success the holder starts the appliers again after its release; otherwise we do it now.
       if (!locked) for (const statement of restartAppliers) await session.connection.query(statement).catch(() => undefined);
-      await session.close();
+      // Locked: writers are blocked until thaw, so do not wait for a graceful goodbye.
+      if (locked) session.destroy();
+      else await session.close();
     }
   } finally {
     if (!locked) await holder?.stop();
-    removeFile(settings.runDir, PROGRESS_FILE);
-    await releaseFreezeLock();
+    if (releaseFreezeLock !== undefined) {
+      removeFile(settings.runDir, PROGRESS_FILE);
+      await releaseFreezeLock();
+    }
   }
 }
 
-function startHolder(settings: Settings, attempt: number): HolderProcess {
-  return HolderProcess.start(
-    {
-      client: settings.client,
-      lockWaitTimeout: settings.lockWaitTimeout,
-      maxLockTime: settings.maxLockTime,
-      runDir: settings.runDir,
-      logFile: settings.logFile,
-      freezePid: process.pid,
-      attempt,
-    },
-    holderEnvironment(process.env),
-  );
-}
 
 /** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
 function refuseIfHeld(settings: Settings, logger: Logger): void {
@@ -404,15 +399,3 @@ function abortError(): HookError {
   return new HookError('ABORTED', 'freeze aborted by a signal; nothing is held');
 }
 
-/**
- * The holder's environment: nothing of ours but a safe PATH and the locale. No credentials (they go over
- * the IPC channel), and no NODE_OPTIONS or other variable that could inject code into a root process.
- */
-export function holderEnvironment(environment: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const kept: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
-  for (const name of ['LANG', 'LC_ALL', 'TZ']) {
-    const value = environment[name];
-    if (value !== undefined) kept[name] = value;
-  }
-  return kept;
-}

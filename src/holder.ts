@@ -11,7 +11,7 @@ import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from 
 import { killConnectionIfOurs, openSession, serverError, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
 import { VERSION } from './version';
-import type { LockPlan } from './lockmodes';
+import { boundStatement, type LockPlan } from './lockmodes';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, type ReleaseReason, type ReleaseReply, type ToHolder } from './state';
 import { removeFile, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
 
@@ -120,8 +120,9 @@ class Holder {
     if (this.releasing !== undefined) return;
     const session = this.session;
     const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
+    // No state in run_dir yet: until freeze says lock, it has not proven it may (one freeze at a time,
+    // no lock already held), and an early holder must not touch the state of a lock someone else holds.
     this.state = { ...this.state, connection };
-    this.saveState();
     session.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
     void this.send({ type: 'connected', connection });
   }
@@ -134,6 +135,7 @@ class Holder {
     this.plan = plan;
     this.afterRelease = request.afterRelease;
     this.state = { ...this.state, lockMode: plan.mode, afterRelease: request.afterRelease };
+    this.saveState();
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
     const startedAt = Date.now();
@@ -142,7 +144,9 @@ class Holder {
       // (Set only now: while freeze waits for a quiet moment this connection may idle for long.)
       await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}`);
       this.statementRunning = true;
-      for (const statement of plan.lock) await session.connection.query(statement);
+      for (const statement of plan.lock) {
+        await session.connection.query(boundStatement(statement, plan.boundSeconds - (Date.now() - startedAt) / 1000));
+      }
     } catch (error) {
       this.statementRunning = false;
       if (this.releasing !== undefined) return;
@@ -235,7 +239,7 @@ class Holder {
     // After an abandoned attempt, freeze carries on and restarts what it stopped itself.
     const afterRelease = wasHeld ? await this.runAfterRelease() : [];
     this.state = { ...this.state, phase, releasedAt: Date.now(), releaseReason: reason, detail, afterRelease };
-    this.saveState();
+    if (this.plan !== undefined) this.saveState(); // a holder never told to lock has nothing to report
   }
 
   /** E.g. restart the replica applier that freeze stopped; what fails is left in the state for thaw. */

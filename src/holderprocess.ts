@@ -10,6 +10,7 @@
  *   ack                ------->    from now on outlives freeze (without it, it releases when freeze goes)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Settings } from './config';
 import { HOLDER_NAME } from './dispatch';
 import type { LockPlan } from './lockmodes';
 import type { ConnectionProof } from './mysql';
@@ -127,4 +128,33 @@ export class HolderProcess {
     const identity = identify(this.pid);
     if (identity !== null) await stopProcess(identity, 2000);
   }
+}
+
+/** Starts the holder for one lock attempt of this configuration. */
+export function startHolder(settings: Settings, attempt: number): HolderProcess {
+  return HolderProcess.start(
+    {
+      client: settings.client,
+      lockWaitTimeout: settings.lockWaitTimeout,
+      maxLockTime: settings.maxLockTime,
+      runDir: settings.runDir,
+      logFile: settings.logFile,
+      freezePid: process.pid,
+      attempt,
+    },
+    holderEnvironment(process.env),
+  );
+}
+
+/**
+ * The holder's environment: nothing of ours but a safe PATH and the locale. No credentials (they go over
+ * the IPC channel), and no NODE_OPTIONS or other variable that could inject code into a root process.
+ */
+export function holderEnvironment(environment: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const kept: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+  for (const name of ['LANG', 'LC_ALL', 'TZ']) {
+    const value = environment[name];
+    if (value !== undefined) kept[name] = value;
+  }
+  return kept;
 }

@@ -9,7 +9,8 @@ import { EXIT, HookError } from './errors';
 import { describeCoordinates } from './coordinates';
 import type { FreezeProgress } from './freeze';
 import type { RunRecord } from './history';
-import { createLogger, type Logger } from './log';
+import type { ReleaseReply } from './state';
+import type { Logger } from './log';
 import { recordOutcome } from './outcome';
 
 export interface RunOptions {
@@ -26,8 +27,12 @@ export async function runOperation(operation: Operation, options: RunOptions = {
     settings = loadSettings(configFilePath(options.configPath, environment), { needCredentials: operation === 'freeze' });
   } catch (error) {
     // Without a valid configuration we do not know its log_file: record the failure in the default one.
+    const { createLogger } = await import('./log');
     return report(createLogger(DEFAULTS.logFile, operation), operation, asHookError(error), error);
   }
+  // Thaw: writers are waiting behind the lock; release it before loading the logger or anything else.
+  const early = operation === 'freeze' ? undefined : await (await import('./thaw')).releaseEarly(settings, operation);
+  const { createLogger } = await import('./log');
   const logger = createLogger(settings.logFile, operation);
   for (const warning of settings.warnings) {
     logger.warn({ event: 'config.warning' }, warning);
@@ -37,7 +42,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   try {
     return operation === 'freeze'
       ? await runFreeze(settings, logger, options.scriptArg, progress)
-      : await runThaw(settings, logger, operation);
+      : await runThaw(settings, logger, operation, early);
   } catch (error) {
     const hookError = asHookError(error);
     const code = report(logger, operation, hookError, error);
@@ -50,6 +55,10 @@ export async function runOperation(operation: Operation, options: RunOptions = {
 
 async function runFreeze(settings: Settings, logger: Logger, scriptArg: string | undefined, progress: FreezeProgress): Promise<number> {
   logger.info({ event: 'freeze.start', scriptArg, config: settings.file }, 'freeze requested');
+  // The holder's start-up (a second process, which loads mysql2) overlaps our loading of freeze and
+  // mysql2 and our checks: it only connects, and takes the lock when freeze says so.
+  const { startHolder } = await import('./holderprocess');
+  const early = startHolder(settings, 1);
   const { freeze } = await import('./freeze');
   const abort = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -60,7 +69,7 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   for (const signal of signals) process.on(signal, onSignal);
   let result: Awaited<ReturnType<typeof freeze>>;
   try {
-    result = await freeze(settings, logger, abort.signal, progress);
+    result = await freeze(settings, logger, abort.signal, progress, early);
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
   }
@@ -99,10 +108,10 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   return EXIT.ok;
 }
 
-async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail'): Promise<number> {
-  logger.info({ event: 'thaw.start', operation }, `${operation} requested`);
+async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', early: ReleaseReply | undefined): Promise<number> {
+  logger.info({ event: 'thaw.start', operation, releasedFirst: early !== undefined }, `${operation} requested`);
   const { thaw } = await import('./thaw');
-  const result = await thaw(settings, logger, operation);
+  const result = await thaw(settings, logger, operation, early);
   const run: RunRecord = {
     operation,
     at: Date.now(),

@@ -24,6 +24,8 @@ export interface ServerTraits extends Pick<ServerInfo, 'version' | 'isMariaDB'> 
 
 export interface LockPlan {
   mode: LockMode;
+  /** seconds all lock statements together may wait on the server */
+  boundSeconds: number;
   /** run in order; each bounded on the server */
   lock: string[];
   /** run in order to release */
@@ -77,12 +79,23 @@ export function chooseMode(server: ServerTraits): { mode: LockMode; reason: stri
  * allows (MariaDB's max_statement_time; everywhere the session's lock_wait_timeout is set as well);
  * `tag` marks them as ours in the processlist.
  */
+export const BOUND_TOKEN = '{bound}';
+
+/** A plan statement with the time left of the bound filled in (at least 0.05 s). */
+export function boundStatement(statement: string, remainingSeconds: number): string {
+  return statement.replace(BOUND_TOKEN, Math.max(0.05, remainingSeconds).toFixed(3));
+}
+
 export function lockPlan(mode: LockMode, server: ServerTraits, boundSeconds: number, tag: string): LockPlan {
-  const bound = server.isMariaDB ? `SET STATEMENT max_statement_time=${boundSeconds} FOR ` : '';
+  // {bound} is replaced by the holder with what is left of boundSeconds when each statement starts, so
+  // that all of a mode's statements together wait no longer than lock_wait_timeout (MariaDB only: MySQL
+  // has no per-statement bound for these; there freeze's client-side bound caps the total).
+  const bound = server.isMariaDB ? `SET STATEMENT max_statement_time=${BOUND_TOKEN} FOR ` : '';
   switch (mode) {
     case 'ftwrl':
       return {
         mode,
+        boundSeconds,
         // Flushing without the global lock first makes the locked flush short (and is not binlogged).
         lock: [`${bound}FLUSH NO_WRITE_TO_BINLOG TABLES ${tag}`, `${bound}FLUSH TABLES WITH READ LOCK ${tag}`],
         unlock: ['UNLOCK TABLES'],
@@ -92,6 +105,7 @@ export function lockPlan(mode: LockMode, server: ServerTraits, boundSeconds: num
     case 'backup_stage':
       return {
         mode,
+        boundSeconds,
         lock: [`${bound}BACKUP STAGE START ${tag}`, `${bound}BACKUP STAGE BLOCK_COMMIT ${tag}`],
         unlock: ['BACKUP STAGE END'],
         coordinatesFrom: 'status',
@@ -101,6 +115,7 @@ export function lockPlan(mode: LockMode, server: ServerTraits, boundSeconds: num
       const binlogLock = !atLeast(server.version, 8, 0); // LOCK BINLOG FOR BACKUP exists up to 5.7
       return {
         mode,
+        boundSeconds,
         lock: binlogLock ? [`LOCK TABLES FOR BACKUP ${tag}`, `LOCK BINLOG FOR BACKUP ${tag}`] : [`LOCK TABLES FOR BACKUP ${tag}`],
         unlock: binlogLock ? ['UNLOCK BINLOG', 'UNLOCK TABLES'] : ['UNLOCK TABLES'],
         coordinatesFrom: binlogLock ? 'status' : 'log_status',
@@ -108,7 +123,7 @@ export function lockPlan(mode: LockMode, server: ServerTraits, boundSeconds: num
       };
     }
     case 'instance':
-      return { mode, lock: [`LOCK INSTANCE FOR BACKUP ${tag}`], unlock: ['UNLOCK INSTANCE'], coordinatesFrom: 'log_status', exact: false };
+      return { mode, boundSeconds, lock: [`LOCK INSTANCE FOR BACKUP ${tag}`], unlock: ['UNLOCK INSTANCE'], coordinatesFrom: 'log_status', exact: false };
   }
 }
 

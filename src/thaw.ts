@@ -23,7 +23,24 @@ export interface ThawResult {
   state?: HolderState;
 }
 
-export async function thaw(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>): Promise<ThawResult> {
+/**
+ * The writers are waiting: ask a holder that holds to release before anything else is loaded or
+ * logged. Best effort and silent (undefined when there is nothing to ask, or on any doubt): thaw()
+ * then does everything else, with the checks and the messages, and uses this reply if there is one.
+ */
+export async function releaseEarly(settings: Settings, operation: Exclude<Operation, 'freeze'>): Promise<ReleaseReply | undefined> {
+  try {
+    if (!runDirExists(settings.runDir)) return undefined;
+    checkRunDir(settings.runDir);
+    const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
+    if (read.kind !== 'ok' || read.value.phase !== 'held' || !isSameProcess(read.value.holder)) return undefined;
+    return await askHolder(settings.runDir, operation);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function thaw(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>, early?: ReleaseReply): Promise<ThawResult> {
   if (!runDirExists(settings.runDir)) return nothingHeld(logger, operation, 'no run directory');
   checkRunDir(settings.runDir);
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
@@ -39,7 +56,7 @@ export async function thaw(settings: Settings, logger: Logger, operation: Exclud
       heldMs: reply?.heldMs ?? null,
     };
   }
-  const result = await releaseHolder(settings, logger, operation, read.value);
+  const result = await releaseHolder(settings, logger, operation, read.value, early);
   await runLeftovers(settings, logger, result.state ?? read.value);
   const last: LastRun = { ...(result.state ?? read.value), thaw: { operation, at: Date.now(), outcome: result.outcome } };
   writeJson(settings.runDir, LAST_FILE, last);
@@ -52,11 +69,11 @@ function nothingHeld(logger: Logger, operation: string, why: string): ThawResult
   return { outcome: 'nothing_held', heldMs: null };
 }
 
-async function releaseHolder(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', state: HolderState): Promise<ThawResult> {
-  const alive = isSameProcess(state.holder);
+async function releaseHolder(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', state: HolderState, early?: ReleaseReply): Promise<ThawResult> {
+  const alive = early !== undefined || isSameProcess(state.holder);
   let final = state;
   if (alive && (state.phase === 'held' || state.phase === 'locking')) {
-    const reply = await askHolder(settings.runDir, operation).catch((error: Error) => {
+    const reply = early ?? await askHolder(settings.runDir, operation).catch((error: Error) => {
       logger.warn({ event: 'thaw.failed', holderPid: state.holder.pid, error: error.message }, `the holder did not answer (${error.message}); stopping it`);
       return undefined;
     });

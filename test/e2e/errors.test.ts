@@ -16,12 +16,14 @@ import {
   quoteOptionValue,
   readLog,
   runHook as runHookRaw,
-  spawnHook as spawnHookRaw,
   writeConfig,
   type HookResult,
   type HookSetup,
   type HookSetupOptions,
   ourHolders,
+  spawnCollected,
+  closedWithin,
+  type Spawned,
 } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
 
@@ -53,44 +55,11 @@ function runHook(setup: HookSetup, name: string, args: string[], options: { env?
   return runHookRaw(setup, name, args, { timeoutMs: options.timeoutMs ?? 30_000, env: options.env });
 }
 
-interface Spawned {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** resolves with the exit code and signal once the process has exited and its pipes are closed */
-  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
 function spawnHook(setup: HookSetup, name: string, args: string[]): Spawned {
-  const child = spawnHookRaw(setup, name, args);
-  spawned.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('close', (code, signal) => {
-      spawned.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  return { child, stdout: () => stdout, stderr: () => stderr, closed };
-}
-
-/** Waits for `closed` at most `ms`; rejects (and SIGKILLs the process) after that. */
-async function closedWithin(hook: Spawned, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      hook.child.kill('SIGKILL');
-      reject(new Error(`the hook did not exit within ${ms} ms\nstdout: ${hook.stdout()}\nstderr: ${hook.stderr()}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([hook.closed, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  const hook = spawnCollected(setup, name, args);
+  spawned.add(hook.child);
+  void hook.closed.then(() => spawned.delete(hook.child));
+  return hook;
 }
 
 function sleep(ms: number): Promise<void> {

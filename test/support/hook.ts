@@ -129,6 +129,43 @@ export function spawnHook(setup: HookSetup, name: string, args: string[], option
   return spawn(path.join(setup.binDir, name), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+export interface Spawned {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** resolves with the exit code and signal once the process has exited and its pipes are closed */
+  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the hook in the background, collecting its output. */
+export function spawnCollected(setup: HookSetup, name: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Spawned {
+  const child = spawnHook(setup, name, args, options);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  return { child, stdout: () => stdout, stderr: () => stderr, closed };
+}
+
+/** Waits for `closed` at most `ms`; rejects (and SIGKILLs the process) after that. */
+export async function closedWithin(hook: Spawned, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      hook.child.kill('SIGKILL');
+      reject(new Error(`the hook did not exit within ${ms} ms\nstdout: ${hook.stdout()}\nstderr: ${hook.stderr()}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([hook.closed, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The log file's JSON lines, parsed; [] when there is no log file yet. */
 export function readLog(setup: HookSetup): Array<Record<string, any>> {
   let text: string;

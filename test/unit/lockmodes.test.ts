@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeCoordinates, parseBinlogStatus, parseLogStatus, parseReplicaStatus } from '../../src/coordinates';
 import { seedStatements } from '../../src/coordinatesfile';
-import { chooseMode, lockPlan, unsupportedReason } from '../../src/lockmodes';
+import { boundStatement, chooseMode, lockPlan, unsupportedReason } from '../../src/lockmodes';
 import { isKillable, type ProcessRow } from '../../src/window';
 
 const mariadb1011 = { version: '10.11.19-MariaDB-0+deb12u1-log', isMariaDB: true, backupLocks: false };
@@ -34,9 +34,13 @@ test('each mode says why a server cannot use it, calendar versions included', ()
 test('lock statements are bounded and tagged as ours; releases match', () => {
   const ftwrl = lockPlan('ftwrl', mariadb1011, 2, '/* tag */');
   assert.deepEqual(ftwrl.lock, [
-    'SET STATEMENT max_statement_time=2 FOR FLUSH NO_WRITE_TO_BINLOG TABLES /* tag */',
-    'SET STATEMENT max_statement_time=2 FOR FLUSH TABLES WITH READ LOCK /* tag */',
+    'SET STATEMENT max_statement_time={bound} FOR FLUSH NO_WRITE_TO_BINLOG TABLES /* tag */',
+    'SET STATEMENT max_statement_time={bound} FOR FLUSH TABLES WITH READ LOCK /* tag */',
   ]);
+  assert.equal(ftwrl.boundSeconds, 2);
+  // The holder fills in what is left of the bound, so both statements together wait at most 2 s.
+  assert.equal(boundStatement(ftwrl.lock[1] ?? '', 2 - 0.8), 'SET STATEMENT max_statement_time=1.200 FOR FLUSH TABLES WITH READ LOCK /* tag */');
+  assert.equal(boundStatement(ftwrl.lock[1] ?? '', -1), 'SET STATEMENT max_statement_time=0.050 FOR FLUSH TABLES WITH READ LOCK /* tag */');
   assert.deepEqual(lockPlan('ftwrl', mysql84, 2, '/* tag */').lock, ['FLUSH NO_WRITE_TO_BINLOG TABLES /* tag */', 'FLUSH TABLES WITH READ LOCK /* tag */']);
   assert.deepEqual(lockPlan('backup_stage', mariadb1011, 1.5, '/* t */').unlock, ['BACKUP STAGE END']);
   const percona = lockPlan('backup_locks', percona57, 2, '/* t */');
