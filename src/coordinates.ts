@@ -74,7 +74,25 @@ export function replicaStatusStatements(isMariaDB: boolean): string[] {
     : ['SHOW REPLICA STATUS', 'SHOW SLAVE STATUS'];
 }
 
-export async function readCoordinates(session: Session): Promise<Coordinates> {
+/**
+ * Whether the coordinates must include replica channels: asked by freeze before locking, so that a
+ * server that is no replica gets no replica-status statements while writers are blocked.
+ */
+export type ReplicationProbe = { kind: 'replica' } | { kind: 'none' } | { kind: 'unknown'; reason: string };
+
+export async function probeReplication(session: Session): Promise<ReplicationProbe> {
+  try {
+    const { rows } = await firstSupported(session, replicaStatusStatements(session.server.isMariaDB));
+    return rows.length > 0 ? { kind: 'replica' } : { kind: 'none' };
+  } catch (error) {
+    if (errno(error) !== ER_SPECIFIC_ACCESS_DENIED) throw error;
+    if (session.server.isMariaDB && !(await replicaThreadsRunning(session))) return { kind: 'none' };
+    const privilege = session.server.isMariaDB ? 'REPLICA MONITOR' : 'REPLICATION CLIENT';
+    return { kind: 'unknown', reason: `cannot read the replica status: the account lacks ${privilege}` };
+  }
+}
+
+export async function readCoordinates(session: Session, replication: ReplicationProbe = { kind: 'replica' }): Promise<Coordinates> {
   const { isMariaDB } = session.server;
   const status = await firstSupported(session, binlogStatusStatements(isMariaDB));
   const coordinates: Coordinates = { binlog: parseBinlogStatus(status.rows), gtid: null };
@@ -87,7 +105,7 @@ export async function readCoordinates(session: Session): Promise<Coordinates> {
   } else {
     coordinates.gtid = text(status.rows[0]?.['Executed_Gtid_Set']) ?? (await readMysqlGtidExecuted(session));
   }
-  await addReplication(session, coordinates);
+  await addReplication(session, coordinates, replication);
   return coordinates;
 }
 
@@ -100,7 +118,12 @@ async function readMysqlGtidExecuted(session: Session): Promise<string | null> {
   }
 }
 
-async function addReplication(session: Session, coordinates: Coordinates): Promise<void> {
+async function addReplication(session: Session, coordinates: Coordinates, probe: ReplicationProbe): Promise<void> {
+  if (probe.kind === 'none') return;
+  if (probe.kind === 'unknown') {
+    coordinates.replicationUnknown = probe.reason;
+    return;
+  }
   let rows: Row[];
   try {
     rows = (await firstSupported(session, replicaStatusStatements(session.server.isMariaDB))).rows;
@@ -147,10 +170,10 @@ export function parseReplicaStatus(rows: readonly Row[]): ReplicaChannel[] {
 }
 
 /** Coordinates under LOCK INSTANCE FOR BACKUP (MySQL 8.0+): performance_schema.log_status, then replicas. */
-export async function readCoordinatesFromLogStatus(session: Session): Promise<Coordinates> {
+export async function readCoordinatesFromLogStatus(session: Session, replication: ReplicationProbe = { kind: 'replica' }): Promise<Coordinates> {
   const [rows] = await session.connection.query<RowDataPacket[]>('SELECT LOCAL FROM performance_schema.log_status');
   const coordinates: Coordinates = parseLogStatus(rows[0]);
-  await addReplication(session, coordinates);
+  await addReplication(session, coordinates, replication);
   return coordinates;
 }
 

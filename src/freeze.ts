@@ -7,7 +7,7 @@ import type { Settings } from './config';
 import { HookError } from './errors';
 import { acquireFreezeLock } from './freezelock';
 import type { Logger } from './log';
-import type { Coordinates } from './coordinates';
+import { probeReplication, type Coordinates, type ReplicationProbe } from './coordinates';
 import { startHolder, type HolderEvent, type HolderProcess } from './holderprocess';
 import { chooseMode, lockPlan, unsupportedReason, type LockMode, type LockPlan, type ServerTraits } from './lockmodes';
 import { checkPrivileges, holderTag, isServerDown, killConnectionIfOurs, openSession, readProcesslist, serverError, type Session } from './mysql';
@@ -85,7 +85,8 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
       if (settings.replicaSqlThread === 'stop') {
         restartAppliers = await stopAppliersLogged(session, logger, startedAt + settings.freezeTimeout * 1000);
       }
-      const freezer = new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers }, progress);
+      const replication = await probeReplication(session);
+      const freezer = new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers, replication }, progress);
       try {
         const result = await freezer.run(holder);
         locked = true;
@@ -179,7 +180,7 @@ class Freezer {
     private readonly abort: AbortSignal,
     private readonly session: Session,
     private readonly startedAt: number,
-    private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[] },
+    private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[]; replication: ReplicationProbe },
     private readonly progress: FreezeProgress,
   ) {}
 
@@ -284,7 +285,7 @@ class Freezer {
       if (event.type === 'timeout') return this.abandon(holder, 'the holder did not connect');
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
-    holder.lock(this.plan(holder), this.lock.afterRelease);
+    holder.lock({ plan: this.plan(holder), afterRelease: this.lock.afterRelease, replication: this.lock.replication });
     this.logger.debug({ event: 'lock.attempt', attempt: this.attempts, holderPid: holder.pid }, `lock attempt ${this.attempts}`);
     const killTimer =
       settings.killLongQueries === 'off' ? undefined : setTimeout(() => void this.killLongQueries(Date.now() - settings.killLongQueriesAfter * 1000), settings.killLongQueriesAfter * 1000);

@@ -6,7 +6,6 @@
  */
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { createLogger } from './log';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
 import { killConnectionIfOurs, openSession, serverError, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
@@ -138,6 +137,11 @@ class Holder {
     this.saveState();
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
+    try {
+      await this.listen(); // thaw's socket, ready before the lock rather than made under it
+    } catch (error) {
+      return this.fail(error, false);
+    }
     const startedAt = Date.now();
     try {
       // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time.
@@ -157,8 +161,7 @@ class Holder {
     const lockedAt = Date.now();
     let coordinates: Coordinates;
     try {
-      coordinates = plan.coordinatesFrom === 'log_status' ? await readCoordinatesFromLogStatus(session) : await readCoordinates(session);
-      await this.listen();
+      coordinates = plan.coordinatesFrom === 'log_status' ? await readCoordinatesFromLogStatus(session, request.replication) : await readCoordinates(session, request.replication);
     } catch (error) {
       for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
       return this.fail(error, false);
@@ -280,6 +283,7 @@ class Holder {
     removeFile(this.start.runDir, SOCKET_FILE);
     await this.session?.close();
     const { phase } = this.state;
+    const { createLogger } = await import('./log'); // loaded only now: nothing is logged before the release
     const logger = createLogger(this.start.logFile, 'hold');
     const fields = { heldMs: heldMs(this.state), coordinates: this.state.coordinates, reason: this.state.releaseReason };
     if (phase === 'released') logger.info({ event: 'lock.released', ...fields }, `lock released (${detail})`);

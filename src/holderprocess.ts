@@ -12,10 +12,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Settings } from './config';
 import { HOLDER_NAME } from './dispatch';
-import type { LockPlan } from './lockmodes';
 import type { ConnectionProof } from './mysql';
 import { identify, stopProcess } from './processes';
-import type { FromHolder, HolderStart, ToHolder } from './state';
+import type { FromHolder, HolderStart, LockRequest, ToHolder } from './state';
 import { VERSION } from './version';
 
 export type HolderEvent =
@@ -98,8 +97,8 @@ export class HolderProcess {
     });
   }
 
-  lock(plan: LockPlan, afterRelease: string[]): void {
-    this.send({ type: 'lock', plan, afterRelease });
+  lock(request: Omit<LockRequest, 'type'>): void {
+    this.send({ type: 'lock', ...request });
   }
 
   /**

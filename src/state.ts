@@ -8,7 +8,7 @@ import type { ClientSettings } from './config';
 import { HOLDER_NAME } from './dispatch';
 import type { ErrorCode } from './errors';
 import type { LockMode, LockPlan } from './lockmodes';
-import type { Coordinates } from './coordinates';
+import type { Coordinates, ReplicationProbe } from './coordinates';
 import type { ConnectionProof } from './mysql';
 import type { ProcessIdentity } from './processes';
 
@@ -102,6 +102,8 @@ export interface LockRequest {
   plan: LockPlan;
   /** run on the holder's connection after the release, best effort (e.g. restart the replica applier) */
   afterRelease: string[];
+  /** whether to read replica channels under the lock (freeze asked before locking) */
+  replication: ReplicationProbe;
 }
 
 export type ToHolder = HolderStart | LockRequest | { type: 'ack' } | { type: 'abort' };
