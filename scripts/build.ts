@@ -81,7 +81,10 @@ async function main(): Promise<void> {
       main: bundled,
       output: temporaryOutput,
       disableExperimentalSEAWarning: true,
-      useCodeCache: true,
+      // Start from a V8 heap snapshot taken with mysql2 loaded (see src/main.ts): the holder and freeze
+      // need it at once, and loading it took ~45 ms of each start (measured: BENCHMARKS.md). Only
+      // mysql2: modules that install signal handlers or child processes cannot be snapshotted.
+      useSnapshot: true,
       // A root hook must not let the caller's NODE_OPTIONS inject code (--require ...).
       execArgvExtension: 'none',
     }),

@@ -51,7 +51,7 @@ export class HolderProcess {
    * no inherited stdio (qemu-ga waits for EOF on our stdout), `/` as its directory, an environment
    * without anything of the caller's, and the credentials on the private IPC channel.
    */
-  static start(start: Omit<HolderStart, 'type' | 'version'>, environment: NodeJS.ProcessEnv): HolderProcess {
+  static spawn(environment: NodeJS.ProcessEnv = holderEnvironment(process.env)): HolderProcess {
     const child = spawn(process.execPath, [], {
       argv0: HOLDER_NAME,
       detached: true,
@@ -59,9 +59,13 @@ export class HolderProcess {
       cwd: '/',
       env: environment,
     });
-    const holder = new HolderProcess(child);
-    holder.send({ type: 'start', version: VERSION, ...start });
-    return holder;
+    return new HolderProcess(child);
+  }
+
+  /** Hands over what it needs (the channel buffers it until the holder is up). */
+  begin(start: Omit<HolderStart, 'type' | 'version'>): this {
+    this.send({ type: 'start', version: VERSION, ...start });
+    return this;
   }
 
   get pid(): number {
@@ -129,9 +133,9 @@ export class HolderProcess {
   }
 }
 
-/** Starts the holder for one lock attempt of this configuration. */
-export function startHolder(settings: Settings, attempt: number): HolderProcess {
-  return HolderProcess.start(
+/** Starts the holder for one lock attempt of this configuration (or begins one spawned earlier). */
+export function startHolder(settings: Settings, attempt: number, spawned: HolderProcess = HolderProcess.spawn()): HolderProcess {
+  return spawned.begin(
     {
       client: settings.client,
       lockWaitTimeout: settings.lockWaitTimeout,
@@ -141,7 +145,6 @@ export function startHolder(settings: Settings, attempt: number): HolderProcess 
       freezePid: process.pid,
       attempt,
     },
-    holderEnvironment(process.env),
   );
 }
 

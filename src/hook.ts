@@ -9,6 +9,7 @@ import { EXIT, HookError } from './errors';
 import { describeCoordinates } from './coordinates';
 import type { FreezeProgress } from './freeze';
 import type { RunRecord } from './history';
+import type { HolderProcess } from './holderprocess';
 import type { ReleaseReply } from './state';
 import type { Logger } from './log';
 import { recordOutcome } from './outcome';
@@ -18,6 +19,8 @@ export interface RunOptions {
   environment?: NodeJS.ProcessEnv;
   /** scriptArg from the agent, logged */
   scriptArg?: string;
+  /** freeze: a lock holder spawned at start-up, still waiting for its configuration */
+  holder?: HolderProcess;
 }
 
 export async function runOperation(operation: Operation, options: RunOptions = {}): Promise<number> {
@@ -26,6 +29,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   try {
     settings = loadSettings(configFilePath(options.configPath, environment), { needCredentials: operation === 'freeze' });
   } catch (error) {
+    await options.holder?.stop();
     // Without a valid configuration we do not know its log_file: record the failure in the default one.
     const { createLogger } = await import('./log');
     return report(createLogger(DEFAULTS.logFile, operation), operation, asHookError(error), error);
@@ -41,7 +45,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   const progress: FreezeProgress = { phase: 'waiting', attempts: 0, blockers: [] };
   try {
     return operation === 'freeze'
-      ? await runFreeze(settings, logger, options.scriptArg, progress)
+      ? await runFreeze(settings, logger, options.scriptArg, progress, options.holder)
       : await runThaw(settings, logger, operation, early);
   } catch (error) {
     const hookError = asHookError(error);
@@ -53,12 +57,12 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   }
 }
 
-async function runFreeze(settings: Settings, logger: Logger, scriptArg: string | undefined, progress: FreezeProgress): Promise<number> {
+async function runFreeze(settings: Settings, logger: Logger, scriptArg: string | undefined, progress: FreezeProgress, spawned: HolderProcess | undefined): Promise<number> {
   logger.info({ event: 'freeze.start', scriptArg, config: settings.file }, 'freeze requested');
   // The holder's start-up (a second process, which loads mysql2) overlaps our loading of freeze and
   // mysql2 and our checks: it only connects, and takes the lock when freeze says so.
   const { startHolder } = await import('./holderprocess');
-  const early = startHolder(settings, 1);
+  const early = startHolder(settings, 1, spawned);
   const { freeze } = await import('./freeze');
   const abort = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -3,14 +3,19 @@
  * symlink's name (process.argv[0] is the real executable). Each branch loads only what it needs.
  */
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
 import { dispatch } from './dispatch';
 import { EXIT } from './errors';
 
 async function main(): Promise<number> {
   const invocation = dispatch(path.basename(process.argv0), process.argv.slice(2));
   switch (invocation.kind) {
-    case 'hook':
-      return (await import('./hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg });
+    case 'hook': {
+      // A freeze needs a lock holder: a second process, whose start-up overlaps everything freeze
+      // does before it locks. Started first thing; it gets its configuration when freeze has read it.
+      const holder = invocation.operation === 'freeze' ? (await import('./holderprocess')).HolderProcess.spawn() : undefined;
+      return (await import('./hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(holder ? { holder } : {}) });
+    }
     case 'holder':
       return (await import('./holder')).runHolder();
     case 'cli':
@@ -21,10 +26,23 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`internal error: ${(error as Error)?.message ?? String(error)}\n`);
-    process.exit(EXIT.failure);
-  },
-);
+function run(): void {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`internal error: ${(error as Error)?.message ?? String(error)}\n`);
+      process.exit(EXIT.failure);
+    },
+  );
+}
+
+// The executable is built with a V8 startup snapshot (scripts/build.ts): while it is built, load
+// mysql2 (through ./mysql), so that freeze and the holder start with it already in memory instead of
+// loading it at every start. Nothing else: modules that install signal handlers or start processes
+// cannot be put in a snapshot. Without a snapshot (the TypeScript build), just run.
+if (v8.startupSnapshot?.isBuildingSnapshot()) {
+  void import('./mysql');
+  v8.startupSnapshot.setDeserializeMainFunction(run);
+} else {
+  run();
+}
