@@ -35,7 +35,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
     return report(createLogger(DEFAULTS.logFile, operation), operation, asHookError(error), error);
   }
   // Thaw: writers are waiting behind the lock; release it before loading the logger or anything else.
-  const early = operation === 'freeze' ? undefined : await (await import('./thaw')).releaseEarly(settings, operation);
+  const releasedFirst = operation === 'freeze' ? undefined : await (await import('./thaw')).releaseEarly(settings, operation);
   const { createLogger } = await import('./log');
   const logger = createLogger(settings.logFile, operation);
   for (const warning of settings.warnings) {
@@ -46,7 +46,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   try {
     return operation === 'freeze'
       ? await runFreeze(settings, logger, options.scriptArg, progress, options.holder)
-      : await runThaw(settings, logger, operation, early);
+      : await runThaw(settings, logger, operation, releasedFirst);
   } catch (error) {
     const hookError = asHookError(error);
     const code = report(logger, operation, hookError, error);
@@ -62,7 +62,7 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   // The holder's start-up (a second process, which loads mysql2) overlaps our loading of freeze and
   // mysql2 and our checks: it only connects, and takes the lock when freeze says so.
   const { startHolder } = await import('./holderprocess');
-  const early = startHolder(settings, 1, spawned);
+  const holder = startHolder(settings, 1, spawned);
   const { freeze } = await import('./freeze');
   const abort = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -73,7 +73,7 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   for (const signal of signals) process.on(signal, onSignal);
   let result: Awaited<ReturnType<typeof freeze>>;
   try {
-    result = await freeze(settings, logger, abort.signal, progress, early);
+    result = await freeze(settings, logger, abort.signal, progress, holder);
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
   }
@@ -112,10 +112,10 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   return EXIT.ok;
 }
 
-async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', early: ReleaseReply | undefined): Promise<number> {
-  logger.info({ event: 'thaw.start', operation, releasedFirst: early !== undefined }, `${operation} requested`);
+async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', releasedFirst: ReleaseReply | undefined): Promise<number> {
+  logger.info({ event: 'thaw.start', operation, releasedFirst: releasedFirst !== undefined }, `${operation} requested`);
   const { thaw } = await import('./thaw');
-  const result = await thaw(settings, logger, operation, early);
+  const result = await thaw(settings, logger, operation, releasedFirst);
   const run: RunRecord = {
     operation,
     at: Date.now(),
