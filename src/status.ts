@@ -54,8 +54,10 @@ export function readStatus(settings: Settings, now = Date.now(), lastCount = 5):
     const holderAlive = isSameProcess(current.holder);
     report.current = { ...current, holderAlive, heldMs: heldMs(current, now) };
     if (current.phase === 'held') report.phase = holderAlive ? 'holding' : 'unknown';
-    // The holder starts early and waits for freeze's go: while freeze runs, its own phase says more.
-    else if (current.phase === 'locking') report.phase = holderAlive && report.freeze === null ? 'locking' : report.phase;
+    // While a freeze runs, its own phase says more: its holder starts early and waits for the go, and
+    // an attempt it abandoned leaves the state of that holder behind while it waits for the next one.
+    else if (report.freeze !== null) report.phase = report.freeze.phase;
+    else if (current.phase === 'locking') report.phase = holderAlive ? 'locking' : report.phase;
     else report.phase = 'released';
   }
   if (report.problems.length > 0 && report.phase === 'idle') report.phase = 'unknown';

@@ -74,3 +74,31 @@ test('--max-age accepts seconds and s/m/h/d suffixes', () => {
   assert.equal(parseAge('90m'), 5400);
   assert.equal(parseAge('soon'), undefined);
 });
+
+test('status: while a freeze runs, its phase wins over the state an abandoned attempt left behind', async () => {
+  const { readStatus } = await import('../../src/status');
+  const { identify } = await import('../../src/processes');
+  const { writeJson } = await import('../../src/statedir');
+  const { DEFAULTS } = await import('../../src/config');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-status-'));
+  const settings = { ...DEFAULTS, runDir, historyFile: path.join(runDir, 'history.json') } as unknown as Parameters<typeof readStatus>[0];
+  const abandoned = {
+    version: 1,
+    phase: 'aborted',
+    holder: { pid: 2 ** 22 + 3, startTime: '1', name: 'pre-freeze-mysql-lock', exe: fs.realpathSync(process.execPath) },
+    freezePid: process.pid,
+    connection: null,
+    startedAt: 1,
+    maxLockTime: 60,
+  };
+  writeJson(runDir, 'state.json', abandoned);
+  assert.equal(readStatus(settings).phase, 'released', 'no freeze running: the state speaks');
+  // This test process stands in for the running freeze.
+  writeJson(runDir, 'freeze.json', { identity: identify(process.pid), startedAt: NOW, phase: 'waiting', attempts: 1, blockers: [] });
+  const report = readStatus(settings);
+  assert.equal(report.phase, 'waiting');
+  assert.equal(report.freeze?.attempts, 1);
+});
