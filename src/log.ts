@@ -70,8 +70,3 @@ class LineWriter {
     }
   }
 }
-
-/** A logger for the moments when nothing may be written to disk (the holder while it holds). */
-export function silentLogger(): Logger {
-  return pino({ enabled: false });
-}

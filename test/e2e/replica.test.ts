@@ -12,6 +12,7 @@
  *   at once when freeze fails.
  * - coordinates_file on a replica holds the replication channels and the seeding statements.
  */
+import type { ReplicaChannel } from '../../src/coordinates';
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -30,17 +31,7 @@ const DOMAIN = { primary: 0, replica: 2, east: 3 } as const;
 /** A writer's row ids: writer w commits rows (w + 1) * ID_BASE + seq * 10 + k. */
 const ID_BASE = 100_000_000;
 
-interface Channel {
-  channel: string;
-  sourceHost: string | null;
-  sourcePort: number | null;
-  sourceLogFile: string | null;
-  sourceLogPosition: number | null;
-  gtid: string | null;
-  usingGtid: string | null;
-  sqlRunning: boolean;
-  ioRunning: boolean;
-}
+type Channel = ReplicaChannel;
 
 interface Recorded {
   binlog: { file: string; position: number } | null;
