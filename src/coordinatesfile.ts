@@ -2,11 +2,10 @@
  * coordinates_file: the coordinates as JSON, written and fsynced before freeze returns, so that the file
  * is inside the snapshot (next to the data it describes), with the statements that seed a replica.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type { Coordinates } from './coordinates';
 import type { LockMode } from './lockmodes';
+import { writeFileAtomic } from './statedir';
 
 export interface CoordinatesRecord {
   takenAt: string;
@@ -37,26 +36,9 @@ export function seedStatements(coordinates: Coordinates, isMariaDB: boolean): st
     : [`CHANGE REPLICATION SOURCE TO SOURCE_HOST = '...', SOURCE_LOG_FILE = '${file}', SOURCE_LOG_POS = ${position};`];
 }
 
-/** Atomic (a new file renamed into place, never through a symlink) and durable (file and directory fsynced). */
+/** Atomic and durable: inside the snapshot, whole, before freeze returns. */
 export function writeCoordinatesFile(file: string, record: CoordinatesRecord): void {
-  const directory = path.dirname(file);
-  const temporary = path.join(directory, `.${path.basename(file)}.${process.pid}.tmp`);
-  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-  fs.rmSync(temporary, { force: true });
-  const fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o640);
-  try {
-    fs.writeSync(fd, `${JSON.stringify(record, null, 2)}\n`);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(temporary, file);
-  const directoryFd = fs.openSync(directory, fs.constants.O_RDONLY);
-  try {
-    fs.fsyncSync(directoryFd);
-  } finally {
-    fs.closeSync(directoryFd);
-  }
+  writeFileAtomic(file, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o640, durable: true });
 }
 
 export function coordinatesRecord(options: { server: string; isMariaDB: boolean; lockMode: LockMode; exact: boolean; coordinates: Coordinates }): CoordinatesRecord {

@@ -4,12 +4,11 @@
  * and by thaw after they thawed; never by the holder.
  */
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type { Settings } from './config';
 import { lastRun, recordRun, type History, type RunRecord } from './history';
 import type { Logger } from './log';
+import { writeFileAtomic } from './statedir';
 
 export async function recordOutcome(settings: Settings, logger: Logger, run: RunRecord): Promise<void> {
   const recorded = recordRun(settings.historyFile, run);
@@ -50,16 +49,7 @@ export function formatMetrics(history: History): string {
 }
 
 export function writeMetrics(file: string, history: History): void {
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.rmSync(temporary, { force: true });
-  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-  const fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
-  try {
-    fs.writeSync(fd, formatMetrics(history));
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(temporary, file);
+  writeFileAtomic(file, formatMetrics(history), { mode: 0o644 });
 }
 
 /**

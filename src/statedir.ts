@@ -93,18 +93,35 @@ export function readJson<T>(runDir: string, name: string, isValid: (value: unkno
   }
 }
 
-/** Writes JSON atomically: a new file (O_EXCL|O_NOFOLLOW, mode 600) renamed over the target. */
+/** Writes JSON atomically (see writeFileAtomic), mode 600. */
 export function writeJson(runDir: string, name: string, value: unknown): void {
-  const file = path.join(runDir, name);
-  const temporary = `${file}.${process.pid}.tmp`;
-  removeFile(runDir, path.basename(temporary));
-  const fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  writeFileAtomic(path.join(runDir, name), `${JSON.stringify(value)}\n`, { mode: 0o600 });
+}
+
+/**
+ * Writes a file atomically: a new file (O_EXCL|O_NOFOLLOW, so never through a planted symlink) renamed
+ * over the target. `durable`: the file and its directory are fsynced before this returns.
+ */
+export function writeFileAtomic(file: string, text: string, options: { mode: number; durable?: boolean }): void {
+  const directory = path.dirname(file);
+  const temporary = path.join(directory, `.${path.basename(file)}.${process.pid}.tmp`);
+  removeFile(directory, path.basename(temporary));
+  const fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, options.mode);
   try {
-    fs.writeSync(fd, `${JSON.stringify(value)}\n`);
+    fs.writeSync(fd, text);
+    if (options.durable) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(temporary, file);
+  if (options.durable) {
+    const directoryFd = fs.openSync(directory, O_RDONLY);
+    try {
+      fs.fsyncSync(directoryFd);
+    } finally {
+      fs.closeSync(directoryFd);
+    }
+  }
 }
 
 /** Removes a file of ours (unlink never follows a symlink: it removes the link itself). */
