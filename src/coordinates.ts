@@ -6,6 +6,7 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Session } from './mysql';
+import { ER_PARSE_ERROR, firstAccepted } from './statements';
 
 export interface ReplicaChannel {
   /** MySQL Channel_Name / MariaDB Connection_name; '' is the default channel */
@@ -37,25 +38,16 @@ export interface Coordinates {
   replicationUnknown?: string;
 }
 
-const ER_PARSE_ERROR = 1064;
 const ER_SPECIFIC_ACCESS_DENIED = 1227;
 
 type Row = Record<string, unknown>;
 
 /** Runs the first statement the server understands, falling back on a syntax error only. */
-export async function firstSupported(session: Session, statements: readonly string[]): Promise<{ statement: string; rows: Row[] }> {
-  let lastError: unknown;
-  for (const statement of statements) {
-    try {
-      const [rows] = await session.connection.query<RowDataPacket[]>(statement);
-      return { statement, rows };
-    } catch (error) {
-      if (errno(error) !== ER_PARSE_ERROR) throw error;
-      lastError = error;
-    }
-  }
-  throw lastError;
+export function firstSupported(session: Session, statements: readonly string[]): Promise<{ statement: string; rows: Row[] }> {
+  return firstAccepted(session, statements, SYNTAX_ERROR);
 }
+
+const SYNTAX_ERROR: ReadonlySet<number> = new Set([ER_PARSE_ERROR]);
 
 function errno(error: unknown): unknown {
   return (error as { errno?: unknown }).errno;

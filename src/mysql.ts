@@ -6,6 +6,7 @@ import * as mysql from 'mysql2/promise';
 import type { ClientSettings } from './config';
 import { HookError } from './errors';
 import { lockPrivileges, type LockMode } from './lockmodes';
+import { ER_BAD_FIELD_ERROR, ER_NO_SUCH_TABLE, ER_PARSE_ERROR, firstAccepted } from './statements';
 import type { ProcessRow } from './window';
 
 export interface ServerInfo {
@@ -221,7 +222,8 @@ export async function readProcesslist(session: Session): Promise<ProcessRow[]> {
     : [`SELECT ${columns}, TIME * 1000 AS timeMs FROM performance_schema.processlist`, `SELECT ${columns}, TIME * 1000 AS timeMs FROM information_schema.PROCESSLIST`];
   // Polled every 250 ms: remember which source this server has, instead of failing over at every poll.
   const known = processlistSource.get(session);
-  const rows = await firstAvailable(session, known === undefined ? sources : [known], [], (statement) => processlistSource.set(session, statement));
+  const { statement, rows } = await firstAccepted(session, known === undefined ? sources : [known], SOURCE_MISSING);
+  processlistSource.set(session, statement);
   return rows.map((row) => ({
     id: Number(row['id']),
     user: String(row['user'] ?? ''),
@@ -234,30 +236,10 @@ export async function readProcesslist(session: Session): Promise<ProcessRow[]> {
   }));
 }
 
-/** ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR, ER_PARSE_ERROR: this server has another source. */
-const SOURCE_MISSING = new Set([1146, 1054, 1064]);
+/** A missing table or column, or a syntax error: this server has another source. */
+const SOURCE_MISSING: ReadonlySet<number> = new Set([ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR, ER_PARSE_ERROR]);
 
 const processlistSource = new WeakMap<Session, string>();
-
-async function firstAvailable(
-  session: Session,
-  statements: readonly string[],
-  parameters: unknown[] = [],
-  onFound: (statement: string) => void = () => undefined,
-): Promise<mysql.RowDataPacket[]> {
-  let lastError: unknown;
-  for (const statement of statements) {
-    try {
-      const [rows] = await session.connection.query<mysql.RowDataPacket[]>(statement, parameters);
-      onFound(statement);
-      return rows;
-    } catch (error) {
-      if (!SOURCE_MISSING.has(Number((error as { errno?: unknown }).errno))) throw error;
-      lastError = error;
-    }
-  }
-  throw lastError;
-}
 
 /** Marks the holder's lock statements, so that a waiting FLUSH is recognisably ours in the processlist. */
 export function holderTag(pid: number): string {
@@ -275,11 +257,12 @@ export async function killConnectionIfOurs(
 ): Promise<'killed' | 'gone' | 'not-ours'> {
   if (Math.abs(session.server.startedAt - proof.serverStartedAt) > 2000) return 'gone'; // restarted since
   const columns = 'USER AS user, COMMAND AS command, INFO AS info';
-  const rows = await firstAvailable(
+  const { rows } = await firstAccepted(
     session,
     session.server.isMariaDB
       ? [`SELECT ${columns} FROM information_schema.PROCESSLIST WHERE ID = ?`]
       : [`SELECT ${columns} FROM performance_schema.processlist WHERE ID = ?`, `SELECT ${columns} FROM information_schema.PROCESSLIST WHERE ID = ?`],
+    SOURCE_MISSING,
     [proof.id],
   );
   const row = rows[0];
