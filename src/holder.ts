@@ -7,7 +7,7 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
-import { killConnectionIfOurs, openSession, serverError, type Session } from './mysql';
+import { killConnectionIfOurs, openSession, serverError, withSession, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
 import { VERSION } from './version';
 import { boundStatement, type LockPlan } from './lockmodes';
@@ -265,12 +265,7 @@ class Holder {
     const proof = this.state.connection;
     if (proof === null) return;
     try {
-      const killer = await openSession(this.start.client, { connectTimeoutMs: 2000 });
-      try {
-        await killConnectionIfOurs(killer, proof);
-      } finally {
-        await killer.close();
-      }
+      await withSession(this.start.client, { connectTimeoutMs: 2000 }, (killer) => killConnectionIfOurs(killer, proof));
     } catch {
       // the server bounds the statement by lock_wait_timeout anyway
     }

@@ -69,6 +69,16 @@ export async function openSession(client: ClientSettings, options: { connectTime
   }
 }
 
+/** A short-lived session for one piece of work, always closed afterwards. */
+export async function withSession<T>(client: ClientSettings, options: { connectTimeoutMs?: number }, work: (session: Session) => Promise<T>): Promise<T> {
+  const session = await openSession(client, options);
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
+}
+
 async function readServerInfo(connection: mysql.Connection): Promise<ServerInfo> {
   const [rows] = await connection.query<mysql.RowDataPacket[]>(
     'SELECT @@version AS version, CONNECTION_ID() AS id, CURRENT_USER() AS account, @@log_bin AS logBin, UNIX_TIMESTAMP(NOW(3)) AS now',

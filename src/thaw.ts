@@ -149,14 +149,11 @@ export function askHolder(runDir: string, reason: ReleaseRequest['reason']): Pro
 async function runLeftovers(settings: Settings, logger: Logger, state: HolderState): Promise<void> {
   const statements = state.afterRelease ?? [];
   if (statements.length === 0 || state.lockedAt === undefined || settings.client.user === '') return;
-  const { openSession } = await import('./mysql');
+  const { withSession } = await import('./mysql');
   try {
-    const session = await openSession(settings.client, { connectTimeoutMs: 5000 });
-    try {
+    await withSession(settings.client, { connectTimeoutMs: 5000 }, async (session) => {
       for (const statement of statements) await session.connection.query(statement);
-    } finally {
-      await session.close();
-    }
+    });
     logger.info({ event: 'replica.applier', statements }, 'ran what the holder left undone after its release');
   } catch (error) {
     logger.error({ event: 'thaw.failed', statements, error: (error as Error).message }, `could not run ${statements.join('; ')}: ${(error as Error).message}; run it by hand`);
@@ -172,18 +169,14 @@ async function forceRelease(settings: Settings, logger: Logger, state: HolderSta
     logger.warn({ event: 'holder.killed', holderPid: state.holder.pid }, `stopped the unresponsive holder ${state.holder.pid}`);
   }
   if (state.connection === null || settings.client.user === '') return;
-  const { killConnectionIfOurs, openSession } = await import('./mysql');
+  const { killConnectionIfOurs, withSession } = await import('./mysql');
+  const proof = state.connection;
   try {
-    const session = await openSession(settings.client, { connectTimeoutMs: 5000 });
-    try {
-      const outcome = await killConnectionIfOurs(session, state.connection);
-      if (outcome === 'killed') {
-        logger.warn({ event: 'connection.killed', thread: state.connection.id }, `killed the holder's connection ${state.connection.id} on the server`);
-      }
-    } finally {
-      await session.close();
+    const outcome = await withSession(settings.client, { connectTimeoutMs: 5000 }, (session) => killConnectionIfOurs(session, proof));
+    if (outcome === 'killed') {
+      logger.warn({ event: 'connection.killed', thread: proof.id }, `killed the holder's connection ${proof.id} on the server`);
     }
   } catch (error) {
-    throw new HookError('SERVER', `could not make sure the holder's connection ${state.connection.id} is gone: ${(error as Error).message}`, { cause: error });
+    throw new HookError('SERVER', `could not make sure the holder's connection ${proof.id} is gone: ${(error as Error).message}`, { cause: error });
   }
 }
