@@ -10,6 +10,7 @@ import type { Settings } from './config';
 import { firstSupported, parseReplicaStatus, replicaStatusStatements } from './coordinates';
 import { chooseMode, unsupportedReason, type LockMode, type ServerTraits } from './lockmodes';
 import { globalPrivileges, grantStatement, missingPrivileges, openSession, type Session } from './mysql';
+import { packageLoads } from './packages';
 import { checkRunDir, runDirExists } from './statedir';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
@@ -55,6 +56,8 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
   checks.push(runDirCheck(settings), logFileCheck(settings));
   if (settings.coordinatesFile !== null) checks.push(coordinatesFileCheck(settings.coordinatesFile));
   checks.push(hooksCheck());
+  const executable = executableCheck();
+  if (executable !== undefined) checks.push(executable);
   return checks;
 }
 
@@ -162,6 +165,19 @@ function hooksCheck(): Check {
     return { name: 'hooks', verdict: 'warn', detail: found.length === 0 ? 'none installed' : `only others: ${found.join('; ')}`, fix: 'sudo ./install.sh (see --help for the layouts)' };
   }
   return { name: 'hooks', verdict: 'ok', detail: found.join('; ') };
+}
+
+/**
+ * The single executable loads its libraries with the code caches it was built with; V8 refuses a cache
+ * made by another runtime build, which only costs start-up time. Nothing to report outside it.
+ */
+function executableCheck(): Check | undefined {
+  const loads = packageLoads();
+  if (loads.length === 0) return undefined;
+  const detail = loads.map((load) => `${load.name} ${load.ms} ms${load.cacheAccepted ? '' : ' (compiled: code cache refused)'}`).join(', ');
+  return loads.every((load) => load.cacheAccepted)
+    ? { name: 'executable', verdict: 'ok', detail: `libraries loaded with their code caches: ${detail}` }
+    : { name: 'executable', verdict: 'warn', detail, fix: 'rebuild the executable (npm run build): its code caches were not made by its own runtime, so every start compiles the libraries' };
 }
 
 function describeHook(file: string): string {

@@ -62,15 +62,21 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
   let holder: HolderProcess | undefined = early;
   let locked = false;
   let releaseFreezeLock: (() => Promise<void>) | undefined;
+  let opening: Promise<Session> | undefined;
   try {
     ensureRunDir(settings.runDir);
+    // Our connection's handshake overlaps taking the freeze lock; if that fails, it is closed unused.
+    opening = openSession(settings.client);
+    opening.catch(() => undefined); // awaited below, or closed in the finally
     releaseFreezeLock = await acquireFreezeLock(settings.runDir);
     refuseIfHeld(settings, logger);
     holder ??= startHolder(settings, 1);
     let session: Session;
     try {
-      session = await openSession(settings.client);
+      session = await opening;
+      opening = undefined;
     } catch (error) {
+      opening = undefined;
       if (isServerDown(error) && settings.ifServerDown === 'skip') {
         logger.warn({ event: 'freeze.server_down', error: (error as Error).message }, 'the server is not running: nothing to quiesce, the snapshot goes ahead (if_server_down = skip)');
         return { outcome: 'skipped', attempts: 0, totalMs: Date.now() - startedAt, acknowledge: async () => undefined };
@@ -102,6 +108,8 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
       else await session.close();
     }
   } finally {
+    // Refused before it was used (another freeze runs, or a lock is held): never left open.
+    if (opening !== undefined) await opening.then((unused) => unused.close(), () => undefined);
     if (!locked) await holder?.stop();
     if (releaseFreezeLock !== undefined) {
       removeFile(settings.runDir, PROGRESS_FILE);
