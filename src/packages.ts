@@ -2,8 +2,8 @@
  * The runtime libraries (mysql2, pino, commander, proper-lockfile) inside the single executable: each is
  * bundled on its own and stored as an asset of the executable next to a V8 code cache made when it was
  * built (scripts/build.ts), and loaded only by the operations that use it, on first use. So thaw, which
- * needs none of them before it releases the lock, starts as fast as the runtime itself, and freeze and
- * the holder load mysql2 without compiling it.
+ * needs none of them before it releases the lock, does not pay for them at start-up, and freeze and the
+ * holder load mysql2 without compiling it.
  *
  * Outside the executable (the TypeScript build the unit tests run) nothing here is used: the bundler
  * redirects the imports of these packages to loadPackage() only when it builds the executable.
