@@ -17,7 +17,7 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { CONFIG_ENV } from '../src/config';
 import { openSession, readProcesslist, type Session } from '../src/mysql';
 import { findBlockers, windowRules } from '../src/window';
-import { HOOK_NAMES, makeHookSetup, type HookSetup } from '../test/support/hook';
+import { HOOK_NAMES, makeHookSetup, parseLogLines, type HookSetup } from '../test/support/hook';
 import { mariadbInstalled, startMariaDB, TEST_USER, type TestServer } from '../test/support/mariadb';
 
 /** build/scripts/bench.js -> the repository root */
@@ -238,10 +238,7 @@ class LogTail {
     } catch {
       return [];
     }
-    return text
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as Record<string, any>);
+    return parseLogLines(text);
   }
 }
 

@@ -174,6 +174,11 @@ export function readLog(setup: HookSetup): Array<Record<string, any>> {
   } catch {
     return [];
   }
+  return parseLogLines(text);
+}
+
+/** JSON lines (the log's format) parsed, blank lines skipped. */
+export function parseLogLines(text: string): Array<Record<string, any>> {
   return text
     .split('\n')
     .filter((line) => line.trim() !== '')
