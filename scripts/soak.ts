@@ -264,20 +264,11 @@ class LongStatements {
 
 interface HolderProcess {
   pid: number;
-  /** paths of the Unix sockets it has open (its holder.sock once it holds) */
-  socketPaths: string[];
+  /** its working directory: `/` until it has its configuration, then its run_dir */
+  cwd: string;
 }
 
 function holderProcesses(): HolderProcess[] {
-  const unixPaths = new Map<string, string>();
-  try {
-    for (const line of fs.readFileSync('/proc/net/unix', 'latin1').split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields.length >= 8 && fields[6] !== undefined && fields[7] !== undefined) unixPaths.set(fields[6], fields[7]);
-    }
-  } catch {
-    // no /proc/net/unix: attribution by socket is not possible
-  }
   const holders: HolderProcess[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -285,13 +276,7 @@ function holderProcesses(): HolderProcess[] {
       const argv0 = fs.readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0')[0] ?? '';
       const state = fs.readFileSync(`/proc/${entry}/stat`, 'latin1').split(') ')[1]?.[0];
       if (path.basename(argv0) !== HOLDER_NAME || state === 'Z') continue;
-      const socketPaths: string[] = [];
-      for (const fd of fs.readdirSync(`/proc/${entry}/fd`)) {
-        const inode = /^socket:\[(\d+)\]$/.exec(readlinkQuiet(`/proc/${entry}/fd/${fd}`))?.[1];
-        const socketPath = inode === undefined ? undefined : unixPaths.get(inode);
-        if (socketPath !== undefined) socketPaths.push(socketPath);
-      }
-      holders.push({ pid: Number(entry), socketPaths });
+      holders.push({ pid: Number(entry), cwd: readlinkQuiet(`/proc/${entry}/cwd`) });
     } catch {
       // gone meanwhile
     }
@@ -309,14 +294,17 @@ function readlinkQuiet(file: string): string {
 
 /**
  * Holder processes that may be ours: not there before the soak started, and not provably another run's
- * (a holder that listens on a holder socket outside our run_dir belongs to another test on this machine).
+ * (a holder working in another run_dir belongs to another test on this machine).
  */
 function ourHolders(setup: HookSetup, before: ReadonlySet<number>): number[] {
-  const runDir = setup.runDir + path.sep;
   return holderProcesses()
-    .filter((holder) => !before.has(holder.pid))
-    .filter((holder) => holder.socketPaths.length === 0 || holder.socketPaths.some((socketPath) => socketPath.startsWith(runDir)))
+    .filter((holder) => !before.has(holder.pid) && !isForeign(holder, setup))
     .map((holder) => holder.pid);
+}
+
+function isForeign(holder: HolderProcess, setup: HookSetup): boolean {
+  if (holder.cwd === '/' || holder.cwd === '') return false; // not configured yet (or gone): may be ours
+  return holder.cwd !== setup.runDir && holder.cwd !== fs.realpathSync(setup.runDir);
 }
 
 async function hookConnections(server: TestServer): Promise<number> {
@@ -437,7 +425,6 @@ class Soak {
 
   /** Captures the processlist once per cycle when a writer waits too long outside a locked window. */
   private async monitor(connection: Connection): Promise<void> {
-    const runDir = this.setup.runDir + path.sep;
     let round = 0;
     try {
       while (this.monitorRunning) {
@@ -445,7 +432,7 @@ class Soak {
         round += 1;
         if (round % 5 === 0) {
           for (const holder of holderProcesses()) {
-            if (holder.socketPaths.some((socketPath) => !socketPath.startsWith(runDir))) this.foreignHolders.add(holder.pid);
+            if (isForeign(holder, this.setup)) this.foreignHolders.add(holder.pid);
           }
         }
         if (this.phase !== 'freeze' && this.phase !== 'pause') continue;

@@ -4,15 +4,14 @@
  * private IPC channel. While it holds, it writes nothing outside run_dir (the filesystems may be frozen):
  * it releases first and logs afterwards.
  */
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
 import { killConnectionIfOurs, openSession, serverError, withSession, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
 import { VERSION } from './version';
 import { boundStatement, type LockPlan } from './lockmodes';
-import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, type ReleaseReason, type ReleaseReply, type ToHolder } from './state';
-import { removeFile, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
+import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, RELEASE_SIGNAL, type ReleaseReason, type ToHolder } from './state';
+import { STATE_FILE, writeJson } from './statedir';
 
 /** ER_LOCK_WAIT_TIMEOUT, ER_STATEMENT_TIMEOUT (MariaDB max_statement_time), ER_QUERY_TIMEOUT (MySQL) */
 const LOCK_TIMEOUT_ERRNOS = new Set([1205, 1969, 3024]);
@@ -30,6 +29,12 @@ export async function runHolder(): Promise<number> {
     const message = `the executable was replaced during the freeze (freeze ${String(start.version)}, holder ${VERSION}); run the freeze again`;
     await sendToFreeze({ type: 'failed', code: 'INTERNAL', message, timedOut: false });
     return 1;
+  }
+  // Started in `/`; from now on in its run_dir, so that /proc/PID/cwd tells whose holder this is.
+  try {
+    process.chdir(start.runDir);
+  } catch {
+    // freeze made it; if it is gone, writing the state fails later and is handled there
   }
   return new Holder(start).run();
 }
@@ -62,9 +67,7 @@ class Holder {
   private afterRelease: string[] = [];
   private statementRunning = false;
   private releasing: Promise<void> | undefined;
-  private readonly replies: Array<Promise<void>> = [];
   private expiryTimer: NodeJS.Timeout | undefined;
-  private server: net.Server | undefined;
   private resolveDone: (code: number) => void = () => {};
   private readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
 
@@ -99,6 +102,8 @@ class Holder {
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       process.on(signal, () => void this.stop('aborted', `received ${signal}`));
     }
+    // thaw's request, sent after it proved from our state that this PID is us
+    process.on(RELEASE_SIGNAL, () => void this.stop('requested', 'post-thaw asked'));
     void this.connect();
     return this.done;
   }
@@ -137,11 +142,6 @@ class Holder {
     this.saveState();
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
-    try {
-      await this.listen(); // thaw's socket, ready before the lock rather than made under it
-    } catch (error) {
-      return this.fail(error, false);
-    }
     const startedAt = Date.now();
     try {
       // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time.
@@ -177,40 +177,6 @@ class Holder {
     const hookError = serverError(error, 'taking FLUSH TABLES WITH READ LOCK', this.session?.server.account);
     await this.send({ type: 'failed', code: hookError.code, message: hookError.message, timedOut });
     await this.stop('aborted', hookError.message);
-  }
-
-  /** Thaw's socket: one JSON request line, one JSON reply line. */
-  private listen(): Promise<void> {
-    const socketPath = path.join(this.start.runDir, SOCKET_FILE);
-    removeFile(this.start.runDir, SOCKET_FILE);
-    const server = net.createServer((socket) => {
-      let buffer = '';
-      socket.setEncoding('utf8');
-      socket.on('error', () => socket.destroy());
-      socket.on('data', (chunk: string) => {
-        if (buffer.includes('\n')) return; // one request per connection
-        buffer += chunk;
-        if (!buffer.includes('\n')) return;
-        const reason = parseReleaseReason(buffer);
-        const replied = this.stop(reason, `${reason} asked`).then(
-          () =>
-            new Promise<void>((resolve) => {
-              const reply: ReleaseReply = {
-                phase: this.state.phase,
-                heldMs: heldMs(this.state),
-                expired: this.state.phase === 'expired',
-              };
-              socket.end(`${JSON.stringify(reply)}\n`, () => resolve());
-            }),
-        );
-        this.replies.push(replied);
-      });
-    });
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => resolve());
-    });
   }
 
   /**
@@ -273,9 +239,6 @@ class Holder {
 
   /** After the release: from here on we may write to disk. */
   private async finish(detail: string): Promise<void> {
-    await Promise.all(this.replies);
-    this.server?.close();
-    removeFile(this.start.runDir, SOCKET_FILE);
     await this.session?.close();
     const { phase } = this.state;
     // A holder never told to lock has nothing of its own to tell: whatever stopped it (a refused login,
@@ -295,16 +258,7 @@ class Holder {
     try {
       writeJson(this.start.runDir, STATE_FILE, this.state);
     } catch {
-      // run_dir vanished under us: thaw finds no state and the socket still answers
+      // run_dir vanished under us: thaw finds no state to act on, and the lock ends at max_lock_time
     }
-  }
-}
-
-function parseReleaseReason(line: string): 'thaw' | 'freezeFail' {
-  try {
-    const request = JSON.parse(line.slice(0, line.indexOf('\n'))) as { op?: unknown; reason?: unknown };
-    return request.reason === 'freezeFail' ? 'freezeFail' : 'thaw';
-  } catch {
-    return 'thaw';
   }
 }

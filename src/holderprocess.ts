@@ -48,8 +48,9 @@ export class HolderProcess {
 
   /**
    * Starts a holder: the same executable under the name pre-freeze-mysql-lock, in its own session, with
-   * no inherited stdio (qemu-ga waits for EOF on our stdout), `/` as its directory, an environment
-   * without anything of the caller's, and the credentials on the private IPC channel.
+   * no inherited stdio (qemu-ga waits for EOF on our stdout), `/` as its directory (run_dir once it has
+   * its configuration), an environment without anything of the caller's, and the credentials on the
+   * private IPC channel.
    */
   static spawn(environment: NodeJS.ProcessEnv = holderEnvironment(process.env)): HolderProcess {
     const child = spawn(process.execPath, [], {

@@ -10,7 +10,6 @@ import { describeCoordinates } from './coordinates';
 import type { FreezeProgress } from './freeze';
 import type { RunRecord } from './history';
 import type { HolderProcess } from './holderprocess';
-import type { ReleaseReply } from './state';
 import type { Logger } from './log';
 import { recordOutcome } from './outcome';
 
@@ -34,8 +33,8 @@ export async function runOperation(operation: Operation, options: RunOptions = {
     const { createLogger } = await import('./log');
     return report(createLogger(DEFAULTS.logFile, operation), operation, asHookError(error), error);
   }
-  // Thaw: writers are waiting behind the lock; release it before loading the logger or anything else.
-  const releasedFirst = operation === 'freeze' ? undefined : await (await import('./thaw')).releaseEarly(settings, operation);
+  // Thaw: writers are waiting behind the lock; ask for the release before loading the logger or anything else.
+  const signalled = operation !== 'freeze' && (await import('./thaw')).releaseEarly(settings);
   const { createLogger } = await import('./log');
   const logger = createLogger(settings.logFile, operation);
   for (const warning of settings.warnings) {
@@ -46,7 +45,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   try {
     return operation === 'freeze'
       ? await runFreeze(settings, logger, options.scriptArg, progress, options.holder)
-      : await runThaw(settings, logger, operation, releasedFirst);
+      : await runThaw(settings, logger, operation, signalled);
   } catch (error) {
     const hookError = asHookError(error);
     const code = report(logger, operation, hookError, error);
@@ -112,10 +111,10 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   return EXIT.ok;
 }
 
-async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', releasedFirst: ReleaseReply | undefined): Promise<number> {
-  logger.info({ event: 'thaw.start', operation, releasedFirst: releasedFirst !== undefined }, `${operation} requested`);
+async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', signalled: boolean): Promise<number> {
+  logger.info({ event: 'thaw.start', operation, signalled }, `${operation} requested`);
   const { thaw } = await import('./thaw');
-  const result = await thaw(settings, logger, operation, releasedFirst);
+  const result = await thaw(settings, logger, operation, signalled);
   const run: RunRecord = {
     operation,
     at: Date.now(),

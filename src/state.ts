@@ -1,7 +1,8 @@
 /**
  * What the holder records in run_dir, and the messages between freeze, holder and thaw.
  * freeze -> holder: IPC channel of the spawned child (private; carries the credentials).
- * thaw -> holder: a Unix socket in run_dir (mode 700, so only root can connect).
+ * thaw -> holder: RELEASE_SIGNAL, sent only to the PID this state names, after proving it is that process;
+ * the answer is the final state, written right after the release.
  */
 import * as fs from 'node:fs';
 import type { ClientSettings } from './config';
@@ -14,7 +15,11 @@ import type { ProcessIdentity } from './processes';
 
 export type HolderPhase = 'locking' | 'held' | 'released' | 'expired' | 'lost' | 'aborted';
 
-export type ReleaseReason = 'thaw' | 'freezeFail' | 'expired' | 'lost' | 'aborted';
+/** requested: by thaw or freezeFail (RELEASE_SIGNAL) */
+export type ReleaseReason = 'requested' | 'expired' | 'lost' | 'aborted';
+
+/** How thaw and freezeFail ask the holder to release (SIGUSR1 would start Node's inspector). */
+export const RELEASE_SIGNAL: NodeJS.Signals = 'SIGUSR2';
 
 export interface HolderState {
   version: 1;
@@ -112,19 +117,6 @@ export type FromHolder =
   | { type: 'connected'; connection: ConnectionProof }
   | { type: 'locked'; coordinates: Coordinates; lockedAt: number; waitedMs: number }
   | { type: 'failed'; code: ErrorCode; message: string; timedOut: boolean };
-
-/** thaw -> holder, one JSON line */
-export interface ReleaseRequest {
-  op: 'release';
-  reason: 'thaw' | 'freezeFail';
-}
-
-/** holder -> thaw, one JSON line */
-export interface ReleaseReply {
-  phase: HolderPhase;
-  heldMs: number | null;
-  expired: boolean;
-}
 
 /** How long the lock was (or has been) held, in ms; null if it never was. */
 export function heldMs(state: Pick<HolderState, 'lockedAt' | 'releasedAt'>, now = Date.now()): number | null {

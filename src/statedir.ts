@@ -1,8 +1,8 @@
 /**
- * The run directory (tmpfs, e.g. /run/vmware-mysql-snapshot): the holder's state, its socket, the freeze
- * lock. We run as root, so nothing in here is trusted unless it is ours: the directory must be owned by
- * us and writable by nobody else, files are opened with O_NOFOLLOW and checked, and every write is a new
- * file renamed into place (atomic, and never through a planted symlink).
+ * The run directory (tmpfs, e.g. /run/vmware-mysql-snapshot): the holder's state, the freeze lock. We run
+ * as root, so nothing in here is trusted unless it is ours: the directory must be owned by us and
+ * writable by nobody else, files are opened with O_NOFOLLOW and checked, and every write is a new file
+ * renamed into place (atomic, and never through a planted symlink).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +12,6 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 
 export const STATE_FILE = 'state.json';
 export const LAST_FILE = 'last.json';
-export const SOCKET_FILE = 'holder.sock';
 /** A running freeze's progress (phase, attempts, blockers), for status. */
 export const PROGRESS_FILE = 'freeze.json';
 

@@ -1,18 +1,20 @@
 /**
- * Thaw and freezeFail: tell the holder to release at once, make sure it is gone, and say whether the lock
- * was held for the whole snapshot. Needs no MySQL unless the holder does not answer.
+ * Thaw and freezeFail: ask the holder to release at once, make sure it is gone, and say whether the lock
+ * was held for the whole snapshot. Needs no MySQL unless the holder does not end.
+ *
+ * The request is a signal (RELEASE_SIGNAL), sent only after the holder state in run_dir has proven the
+ * PID is our holder: no socket and no module to load between our start and the writers' release. The
+ * answer is the holder's final state, which it writes right after its UNLOCK, before it exits.
  */
-import * as net from 'node:net';
-import * as path from 'node:path';
 import type { Settings } from './config';
 import type { Operation } from './dispatch';
 import { HookError } from './errors';
 import type { Logger } from './log';
-import { isSameProcess, stopProcess, waitForExit } from './processes';
-import { heldMs, isOurHolderState, type HolderState, type LastRun, type ReleaseReply, type ReleaseRequest } from './state';
-import { checkRunDir, LAST_FILE, readJson, removeFile, runDirExists, SOCKET_FILE, STATE_FILE, writeJson } from './statedir';
+import { isSameProcess, signalIfSame, stopProcess, waitForExit } from './processes';
+import { heldMs, isOurHolderState, RELEASE_SIGNAL, type HolderState, type LastRun } from './state';
+import { checkRunDir, LAST_FILE, readJson, removeFile, runDirExists, STATE_FILE, writeJson } from './statedir';
 
-const REPLY_TIMEOUT_MS = 3000;
+/** How long a holder asked to release may take to release, record it and exit before it is stopped. */
 const HOLDER_EXIT_MS = 3000;
 
 export interface ThawResult {
@@ -24,39 +26,34 @@ export interface ThawResult {
 }
 
 /**
- * The writers are waiting: ask a holder that holds to release before anything else is loaded or
- * logged. Best effort and silent (undefined when there is nothing to ask, or on any doubt): thaw()
- * then does everything else, with the checks and the messages, and uses this reply if there is one.
+ * The writers are waiting: signal a holder that holds before anything else is loaded or logged. Best
+ * effort and silent (false when there is nothing to ask, or on any doubt): thaw() then does everything
+ * else, with the checks and the messages.
  */
-export async function releaseEarly(settings: Settings, operation: Exclude<Operation, 'freeze'>): Promise<ReleaseReply | undefined> {
+export function releaseEarly(settings: Settings): boolean {
   try {
-    if (!runDirExists(settings.runDir)) return undefined;
+    if (!runDirExists(settings.runDir)) return false;
     checkRunDir(settings.runDir);
     const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
-    if (read.kind !== 'ok' || read.value.phase !== 'held' || !isSameProcess(read.value.holder)) return undefined;
-    return await askHolder(settings.runDir, operation);
+    return read.kind === 'ok' && read.value.phase === 'held' && signalIfSame(read.value.holder, RELEASE_SIGNAL);
   } catch {
-    return undefined;
+    return false;
   }
 }
 
-export async function thaw(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>, early?: ReleaseReply): Promise<ThawResult> {
+export async function thaw(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>, signalled = false): Promise<ThawResult> {
   if (!runDirExists(settings.runDir)) return nothingHeld(logger, operation, 'no run directory');
   checkRunDir(settings.runDir);
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   if (read.kind === 'missing') return nothingHeld(logger, operation, 'no holder state');
   if (read.kind === 'untrusted') {
-    // Nothing in it can be believed, so nothing is signalled on its account; a live holder still answers.
+    // Nothing in it can be believed, so nothing is signalled on its account: a holder it may have named
+    // releases by itself after max_lock_time.
     logger.warn({ event: 'thaw.failed', reason: read.reason }, `untrusted state: ${read.reason}`);
     removeFile(settings.runDir, STATE_FILE);
-    const reply = await askHolder(settings.runDir, operation).catch(() => undefined);
-    return {
-      outcome: 'inconsistent',
-      problem: `the holder state could not be trusted (${read.reason})${reply === undefined ? '' : `; the holder released after ${reply.heldMs} ms`}`,
-      heldMs: reply?.heldMs ?? null,
-    };
+    return { outcome: 'inconsistent', problem: `the holder state could not be trusted (${read.reason})`, heldMs: null };
   }
-  const result = await releaseHolder(settings, logger, operation, read.value, early);
+  const result = await releaseHolder(settings, logger, operation, read.value, signalled);
   await runLeftovers(settings, logger, result.state ?? read.value);
   const last: LastRun = { ...(result.state ?? read.value), thaw: { operation, at: Date.now(), outcome: result.outcome } };
   writeJson(settings.runDir, LAST_FILE, last);
@@ -69,19 +66,16 @@ function nothingHeld(logger: Logger, operation: string, why: string): ThawResult
   return { outcome: 'nothing_held', heldMs: null };
 }
 
-async function releaseHolder(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', state: HolderState, early?: ReleaseReply): Promise<ThawResult> {
-  const alive = early !== undefined || isSameProcess(state.holder);
+async function releaseHolder(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', state: HolderState, signalled: boolean): Promise<ThawResult> {
+  const alive = signalled || isSameProcess(state.holder);
   let final = state;
   if (alive && (state.phase === 'held' || state.phase === 'locking')) {
-    const reply = early ?? await askHolder(settings.runDir, operation).catch((error: Error) => {
-      logger.warn({ event: 'thaw.failed', holderPid: state.holder.pid, error: error.message }, `the holder did not answer (${error.message}); stopping it`);
-      return undefined;
-    });
-    if (reply === undefined || !(await waitForExit(state.holder, HOLDER_EXIT_MS))) {
+    const asked = signalled || signalIfSame(state.holder, RELEASE_SIGNAL);
+    if (!asked || !(await waitForExit(state.holder, HOLDER_EXIT_MS, 2))) {
+      if (asked) logger.warn({ event: 'thaw.failed', holderPid: state.holder.pid }, `the holder did not end within ${HOLDER_EXIT_MS} ms of the request to release; stopping it`);
       await forceRelease(settings, logger, state);
     }
     final = readFinalState(settings.runDir) ?? state;
-    if (reply !== undefined) final = { ...final, phase: reply.phase };
   } else if (alive) {
     // Released already (expired or lost) and finishing its log: let it end.
     if (!(await waitForExit(state.holder, HOLDER_EXIT_MS))) await stopProcess(state.holder, 1000);
@@ -116,33 +110,6 @@ function judge(logger: Logger, operation: string, state: HolderState, wasAlive: 
   }
   logger.info({ ...fields, event: 'thaw.released' }, `${operation}: lock released after ${held} ms`);
   return { outcome: 'released', heldMs: held, state };
-}
-
-/** One request over the holder's socket; resolves with its reply. */
-export function askHolder(runDir: string, reason: ReleaseRequest['reason']): Promise<ReleaseReply> {
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection(path.join(runDir, SOCKET_FILE));
-    let buffer = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer within ${REPLY_TIMEOUT_MS} ms`));
-    }, REPLY_TIMEOUT_MS);
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify({ op: 'release', reason } satisfies ReleaseRequest)}\n`));
-    socket.on('data', (chunk: string) => (buffer += chunk));
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    socket.on('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(buffer) as ReleaseReply);
-      } catch {
-        reject(new Error('an unreadable answer'));
-      }
-    });
-  });
 }
 
 /** Statements the holder should have run after its release but could not (it died): e.g. restart the applier. */

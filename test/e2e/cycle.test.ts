@@ -99,6 +99,8 @@ test('freeze holds the lock, records the coordinates, and thaw releases it', asy
   assert.deepEqual([...cycle.slice(1, 3)].sort(), ['lock.released', 'thaw.start']);
   assert.equal(cycle[3], 'thaw.released');
   assert.equal(cycle.length, 4);
+  assert.equal(lineOf(setup, 'thaw.start')['signalled'], true, 'thaw signalled the holder before it loaded its logger');
+  assert.equal(lineOf(setup, 'lock.released')['reason'], 'requested');
   for (const line of readLog(setup)) {
     assert.equal(typeof line['op'], 'string');
     assert.equal(typeof line['pid'], 'number');
@@ -128,6 +130,7 @@ test('the freeze pipe reaches EOF while the holder lives on, and the holder has 
   for (const fd of [0, 1, 2]) {
     assert.equal(fs.readlinkSync(`/proc/${holder}/fd/${fd}`), '/dev/null', `the holder's fd ${fd} is not inherited`);
   }
+  assert.equal(fs.readlinkSync(`/proc/${holder}/cwd`), fs.realpathSync(setup.runDir), 'the holder works in its run_dir');
   assert.ok(!fs.readFileSync(setup.logFile, 'utf8').includes(TEST_USER.password), 'no password in the log');
 
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw', 'scriptArg']);
