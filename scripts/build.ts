@@ -68,6 +68,54 @@ module.exports = new Proxy({}, {
 });`;
 }
 
+/**
+ * What the libraries require that no operation of ours uses, or uses only on an unusual path: replaced
+ * in their bundles by a stand-in that loads the real module on first use, or never. Each saves
+ * milliseconds of start-up (Node's own modules are compiled when first required), measured with
+ * process.moduleLoadList and a CPU profile of freeze: BENCHMARKS.md.
+ */
+interface Stub {
+  /** the specifier as the libraries write it */
+  filter: RegExp;
+  /** the module's text; `real` is the resolved path of the module it stands for */
+  contents: (real: string) => string;
+}
+
+const STUBS: readonly Stub[] = [
+  // mysql2's query highlighting in debug output: never wanted.
+  { filter: /^cardinal$/, contents: () => 'module.exports = {};' },
+  // mysql2 requires tls at load time; we connect by socket or loopback without TLS.
+  { filter: /^tls$/, contents: () => lazyProxy("require('node:tls')") },
+  // mysql2's table of ~4,000 server error names and numbers, as data: parsed at the first error, and
+  // never compiled (as the module that builds it, it took ~13 ms to compile at the first error, e.g. the
+  // SHOW ALL SLAVES STATUS refused for want of REPLICA MONITOR at every freeze).
+  { filter: /\/constants\/errors\.js$/, contents: (real) => lazyProxy(`JSON.parse(${JSON.stringify(JSON.stringify(require(real)))})`) },
+  // mysql2 hashes with node:crypto only for the mysql_native_password scramble (SHA-1), but loading
+  // node:crypto takes ~11 ms (39 modules): src/sha1.ts serves that; anything else loads the real module.
+  {
+    filter: /^crypto$/,
+    contents: () => `const { Sha1 } = require(${JSON.stringify(path.join(root, 'src', 'sha1.ts'))});
+let real; const load = () => (real ??= require('node:crypto'));
+const ours = { createHash: (algorithm, ...options) => (String(algorithm).toLowerCase() === 'sha1' && options.length === 0 ? new Sha1() : load().createHash(algorithm, ...options)) };
+module.exports = new Proxy(ours, { get: (known, key) => (key in known ? known[key] : load()[key]) });`,
+  },
+  // Sanity checks in sonic-boom, signal-exit and graceful-fs: loading assert costs ~5 ms. The checks
+  // they use run here; only a failing one (or any other function) loads the real module.
+  {
+    filter: /^assert$/,
+    contents: () => `let real; const load = () => (real ??= require('node:assert'));
+function assert(value, ...rest) { if (!value) load()(value, ...rest); }
+assert.ok = assert;
+assert.equal = (actual, expected, ...rest) => { if (actual != expected) load().equal(actual, expected, ...rest); };
+assert.strictEqual = (actual, expected, ...rest) => { if (!Object.is(actual, expected)) load().strictEqual(actual, expected, ...rest); };
+module.exports = new Proxy(assert, { get: (target, key) => (key in target ? target[key] : load()[key]) });`,
+  },
+  // pino asks whether it runs in the main thread; the executable starts no worker threads.
+  { filter: /^worker_threads$/, contents: () => `module.exports = new Proxy({ isMainThread: true }, { get: (known, key) => (key in known ? known[key] : require('node:worker_threads')[key]) });` },
+  // pino's transports (a worker thread each): we give pino our own destination and use none.
+  { filter: /^thread-stream$/, contents: (real) => `module.exports = function ThreadStream(...options) { return new (require(${JSON.stringify(real)}))(...options); };` },
+];
+
 /** One runtime library, bundled on its own (the asset loadPackage loads). */
 async function bundlePackage(name: PackageName, file: string): Promise<void> {
   await esbuild.build({
@@ -76,30 +124,33 @@ async function bundlePackage(name: PackageName, file: string): Promise<void> {
     outfile: file,
     plugins: [
       {
-        // mysql2 optionally requires cardinal (query highlighting in debug output): never wanted here.
-        name: 'stub-optional',
+        name: 'stubs',
         setup(build) {
-          build.onResolve({ filter: /^cardinal$/ }, () => ({ path: 'cardinal', namespace: 'stub' }));
-          build.onLoad({ filter: /^cardinal$/, namespace: 'stub' }, () => ({ contents: 'module.exports = {};' }));
-          // mysql2 requires tls at load time, but we only ever connect by socket or loopback without
-          // TLS: load it on first use instead (10-25 ms of every start-up of freeze and the holder).
-          build.onResolve({ filter: /^tls$/ }, (args) => (args.namespace === 'stub' ? undefined : { path: 'tls', namespace: 'stub' }));
-          build.onLoad({ filter: /^tls$/, namespace: 'stub' }, () => ({
-            contents: lazyProxy("require('node:tls')"),
-          }));
-          // mysql2's table of ~4,000 server error names (and their numbers): built on the first error
-          // it names, not at every start (~5 ms of loading mysql2).
-          build.onResolve({ filter: /\/constants\/errors\.js$/ }, (args) =>
-            args.namespace === 'stub' ? undefined : { path: path.join(args.resolveDir, args.path), namespace: 'stub' },
-          );
-          build.onLoad({ filter: /\/constants\/errors\.js$/, namespace: 'stub' }, (args) => ({
-            contents: lazyProxy(`require(${JSON.stringify(args.path)})`),
+          STUBS.forEach((stub, index) => {
+            build.onResolve({ filter: stub.filter }, (args) => {
+              if (args.namespace === 'stub') return undefined; // the stub's own require of the real module
+              const real = args.path.startsWith('.') ? path.join(args.resolveDir, args.path) : resolveQuietly(args.path, args.resolveDir);
+              return { path: real, namespace: 'stub', pluginData: index };
+            });
+          });
+          build.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({
+            contents: STUBS[args.pluginData as number]?.contents(args.path) ?? '',
             resolveDir: path.dirname(args.path),
           }));
         },
       },
     ],
   });
+}
+
+/** A package's entry file, or the specifier itself (Node's own modules, and cardinal, which is absent). */
+function resolveQuietly(specifier: string, from: string): string {
+  try {
+    const resolved = require.resolve(specifier, { paths: [from] });
+    return path.isAbsolute(resolved) ? resolved : specifier;
+  } catch {
+    return specifier;
+  }
 }
 
 /** The pinned runtime, stripped once and cached (strip before injecting: stripping after breaks it). */
