@@ -99,6 +99,18 @@ let real; const load = () => (real ??= require('node:crypto'));
 const ours = { createHash: (algorithm, ...options) => (String(algorithm).toLowerCase() === 'sha1' && options.length === 0 ? new Sha1() : load().createHash(algorithm, ...options)) };
 module.exports = new Proxy(ours, { get: (known, key) => (key in known ? known[key] : load()[key]) });`,
   },
+  // mysql2 decodes MySQL's utf8mb3 (the server version, information_schema's columns) as 'cesu8' through
+  // iconv-lite, whose encoding tables take 3-9 ms to load at the first such string. CESU-8 and UTF-8
+  // differ only where CESU-8 writes a surrogate (ED A0..ED BF), which utf8mb3 cannot hold: without one,
+  // Node's UTF-8 decoder gives the same text; with one, or for any other encoding, iconv-lite does it.
+  {
+    filter: /^iconv-lite$/,
+    contents: (real) => `let real; const load = () => (real ??= require(${JSON.stringify(real)}));
+const hasSurrogate = (bytes) => { for (let at = bytes.indexOf(0xed); at !== -1; at = bytes.indexOf(0xed, at + 1)) if (bytes[at + 1] >= 0xa0) return true; return false; };
+const cesu8 = { write: (bytes) => (hasSurrogate(bytes) ? load().getDecoder('cesu8').write(bytes) : bytes.toString('utf8')), end: () => undefined };
+const ours = { getDecoder: (encoding, options) => (options === undefined && String(encoding).toLowerCase().replace(/[^a-z0-9]/g, '') === 'cesu8' ? cesu8 : load().getDecoder(encoding, options)) };
+module.exports = new Proxy(ours, { get: (known, key) => (key in known ? known[key] : load()[key]) });`,
+  },
   // Sanity checks in sonic-boom, signal-exit and graceful-fs: loading assert costs ~5 ms. The checks
   // they use run here; only a failing one (or any other function) loads the real module.
   {

@@ -30,32 +30,59 @@ function sha1(message: Buffer): Buffer {
   padded.writeUInt32BE(Math.floor(bits / 0x1_0000_0000), padded.length - 8);
   padded.writeUInt32BE(bits >>> 0, padded.length - 4);
 
-  const h = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0];
-  const w = new Uint32Array(80);
+  // Plain 32-bit integer arithmetic (| 0) and no allocation in the loops: it runs once per connection,
+  // in V8's interpreter.
+  let h0 = 0x67452301;
+  let h1 = 0xefcdab89 | 0;
+  let h2 = 0x98badcfe | 0;
+  let h3 = 0x10325476;
+  let h4 = 0xc3d2e1f0 | 0;
+  const w = new Int32Array(80);
   for (let block = 0; block < padded.length; block += 64) {
-    for (let t = 0; t < 16; t += 1) w[t] = padded.readUInt32BE(block + t * 4);
-    for (let t = 16; t < 80; t += 1) w[t] = rotl((w[t - 3] ?? 0) ^ (w[t - 8] ?? 0) ^ (w[t - 14] ?? 0) ^ (w[t - 16] ?? 0), 1);
-    let [a, b, c, d, e] = h as [number, number, number, number, number];
+    for (let t = 0; t < 16; t += 1) w[t] = padded.readInt32BE(block + t * 4);
+    for (let t = 16; t < 80; t += 1) {
+      const x = w[t - 3]! ^ w[t - 8]! ^ w[t - 14]! ^ w[t - 16]!;
+      w[t] = (x << 1) | (x >>> 31);
+    }
+    let a = h0;
+    let b = h1;
+    let c = h2;
+    let d = h3;
+    let e = h4;
     for (let t = 0; t < 80; t += 1) {
-      const [f, k] = t < 20 ? [(b & c) | (~b & d), 0x5a827999] : t < 40 ? [b ^ c ^ d, 0x6ed9eba1] : t < 60 ? [(b & c) | (b & d) | (c & d), 0x8f1bbcdc] : [b ^ c ^ d, 0xca62c1d6];
-      const temp = (rotl(a, 5) + f + e + k + (w[t] ?? 0)) >>> 0;
+      let f: number;
+      let k: number;
+      if (t < 20) {
+        f = (b & c) | (~b & d);
+        k = 0x5a827999;
+      } else if (t < 40) {
+        f = b ^ c ^ d;
+        k = 0x6ed9eba1;
+      } else if (t < 60) {
+        f = (b & c) | (b & d) | (c & d);
+        k = 0x8f1bbcdc | 0;
+      } else {
+        f = b ^ c ^ d;
+        k = 0xca62c1d6 | 0;
+      }
+      const temp = (((a << 5) | (a >>> 27)) + f + e + k + w[t]!) | 0;
       e = d;
       d = c;
-      c = rotl(b, 30);
+      c = (b << 30) | (b >>> 2);
       b = a;
       a = temp;
     }
-    h[0] = ((h[0] ?? 0) + a) >>> 0;
-    h[1] = ((h[1] ?? 0) + b) >>> 0;
-    h[2] = ((h[2] ?? 0) + c) >>> 0;
-    h[3] = ((h[3] ?? 0) + d) >>> 0;
-    h[4] = ((h[4] ?? 0) + e) >>> 0;
+    h0 = (h0 + a) | 0;
+    h1 = (h1 + b) | 0;
+    h2 = (h2 + c) | 0;
+    h3 = (h3 + d) | 0;
+    h4 = (h4 + e) | 0;
   }
   const digest = Buffer.alloc(20);
-  h.forEach((word, index) => digest.writeUInt32BE(word, index * 4));
+  digest.writeInt32BE(h0, 0);
+  digest.writeInt32BE(h1, 4);
+  digest.writeInt32BE(h2, 8);
+  digest.writeInt32BE(h3, 12);
+  digest.writeInt32BE(h4, 16);
   return digest;
-}
-
-function rotl(value: number, bits: number): number {
-  return ((value << bits) | (value >>> (32 - bits))) >>> 0;
 }
