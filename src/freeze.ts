@@ -62,7 +62,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
   const startedAt = Date.now() - Math.round(process.uptime() * 1000);
   let holder: HolderProcess | undefined = early;
   let locked = false;
-  let releaseFreezeLock: (() => Promise<void>) | undefined;
+  let releaseFreezeLock: (() => void) | undefined;
   let opening: Promise<Session> | undefined;
   try {
     ensureRunDir(settings.runDir);
@@ -114,7 +114,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
     if (!locked) await holder?.stop();
     if (releaseFreezeLock !== undefined) {
       removeFile(settings.runDir, PROGRESS_FILE);
-      await releaseFreezeLock();
+      releaseFreezeLock();
     }
   }
 }

@@ -20,13 +20,13 @@ function isIdentity(value: unknown): value is ProcessIdentity {
   return typeof identity === 'object' && identity !== null && Number.isInteger(identity.pid) && typeof identity.startTime === 'string' && typeof identity.name === 'string' && typeof identity.exe === 'string';
 }
 
-export async function acquireFreezeLock(runDir: string): Promise<() => Promise<void>> {
+/** Resolves to the release: synchronous, as it comes after the lock is taken and before freeze exits. */
+export async function acquireFreezeLock(runDir: string): Promise<() => void> {
   const target = path.join(runDir, LOCK_TARGET);
   const lockDirectory = `${target}.lock`;
   const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: lockDirectory, onCompromised: () => undefined };
-  let release: () => Promise<void>;
   try {
-    release = await lockfile.lock(target, options);
+    await lockfile.lock(target, options);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
     const owner = readJson(runDir, OWNER_FILE, isIdentity);
@@ -38,7 +38,7 @@ export async function acquireFreezeLock(runDir: string): Promise<() => Promise<v
     // unlocks locks of its own process, so remove the lock directory (in our mode-700 run_dir) ourselves.
     fs.rmSync(lockDirectory, { recursive: true, force: true });
     try {
-      release = await lockfile.lock(target, options);
+      await lockfile.lock(target, options);
     } catch (retryError) {
       if ((retryError as NodeJS.ErrnoException).code === 'ELOCKED') throw busyStarting();
       throw retryError;
@@ -46,9 +46,13 @@ export async function acquireFreezeLock(runDir: string): Promise<() => Promise<v
   }
   const self = identify(process.pid);
   if (self !== null) writeJson(runDir, OWNER_FILE, self);
-  return async () => {
+  return () => {
     removeFile(runDir, OWNER_FILE);
-    await release().catch(() => undefined);
+    try {
+      lockfile.unlockSync(target, { realpath: false, lockfilePath: lockDirectory });
+    } catch {
+      // released already, or compromised (removed by someone else): nothing left of ours
+    }
   };
 }
 

@@ -49,6 +49,10 @@ export async function openSession(client: ClientSettings, options: { connectTime
       connectTimeout: options.connectTimeoutMs ?? 10_000,
       supportBigNumbers: true,
       multipleStatements: false,
+      // Rows parsed as they come, not by code generated and compiled for each new set of columns: our
+      // processes are short-lived and most statements run once (1-2 ms less for the first, ~0.5 ms for
+      // each further one). The processlist, polled, is read with a compiled parser (readProcesslist).
+      disableEval: true,
     });
   } catch (error) {
     throw connectError(error, client);
@@ -232,7 +236,7 @@ export async function readProcesslist(session: Session): Promise<ProcessRow[]> {
     : [`SELECT ${columns}, TIME * 1000 AS timeMs FROM performance_schema.processlist`, `SELECT ${columns}, TIME * 1000 AS timeMs FROM information_schema.PROCESSLIST`];
   // Polled every 250 ms: remember which source this server has, instead of failing over at every poll.
   const known = processlistSource.get(session);
-  const { statement, rows } = await firstAccepted(session, known === undefined ? sources : [known], SOURCE_MISSING);
+  const { statement, rows } = await firstAccepted(session, known === undefined ? sources : [known], SOURCE_MISSING, [], { compiled: true });
   processlistSource.set(session, statement);
   return rows.map((row) => ({
     id: Number(row['id']),

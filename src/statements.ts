@@ -14,11 +14,13 @@ export async function firstAccepted(
   statements: readonly string[],
   fallBackOn: ReadonlySet<number>,
   parameters: unknown[] = [],
+  /** compiled: rows parsed by code generated for this result's columns (see openSession) */
+  options: { compiled?: boolean } = {},
 ): Promise<{ statement: string; rows: RowDataPacket[] }> {
   let lastError: unknown;
   for (const statement of statements) {
     try {
-      const [rows] = await session.connection.query<RowDataPacket[]>(statement, parameters);
+      const [rows] = await session.connection.query<RowDataPacket[]>({ sql: statement, values: parameters, ...(options.compiled ? { disableEval: false } : {}) });
       return { statement, rows };
     } catch (error) {
       if (!fallBackOn.has(Number((error as { errno?: unknown }).errno))) throw error;
