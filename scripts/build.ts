@@ -35,6 +35,7 @@ const COMMON: esbuild.BuildOptions = { banner: { js: '//# allFunctionsCalledOnLo
  * loadPackage (src/packages.ts), which loads its asset when the module that imports it is first used.
  */
 async function bundleMain(file: string, version: string): Promise<void> {
+  refuseNamespaceImportsOfBuiltins();
   const names = new Set<string>(PACKAGES);
   await esbuild.build({
     ...COMMON,
@@ -57,6 +58,21 @@ async function bundleMain(file: string, version: string): Promise<void> {
   });
 }
 
+/**
+ * esbuild turns a namespace import of a CommonJS module (`import * as fs from 'node:fs'`) into a copy of
+ * all its exports, made once per importing module when it loads: 2-3 ms of thaw's start for fs, path and
+ * os. `import fs = require('node:fs')` is the module itself, with the same types.
+ */
+function refuseNamespaceImportsOfBuiltins(): void {
+  const source = path.join(root, 'src');
+  const found: string[] = [];
+  for (const name of fs.readdirSync(source).filter((entry) => entry.endsWith('.ts'))) {
+    const match = /^import \* as (\w+) from '(node:[\w/]+)'/m.exec(fs.readFileSync(path.join(source, name), 'utf8'));
+    if (match !== null) found.push(`src/${name}: write import ${match[1]} = require('${match[2]}') instead of import * as ${match[1]}`);
+  }
+  if (found.length > 0) throw new Error(`namespace imports of Node's modules cost every start-up a copy of them:\n  ${found.join('\n  ')}`);
+}
+
 /** A module that stands for `load` (a require expression), which runs on first use of any of its keys. */
 function lazyProxy(load: string): string {
   return `let real; const load = () => (real ??= ${load});
@@ -66,6 +82,17 @@ module.exports = new Proxy({}, {
   ownKeys: () => Reflect.ownKeys(load()),
   getOwnPropertyDescriptor: (_, key) => { const found = Object.getOwnPropertyDescriptor(load(), key); return found && { ...found, configurable: true }; },
 });`;
+}
+
+/**
+ * A module that answers from `ours` (the text of an object, or of a function with properties) and loads
+ * the module `load` (a require expression) for anything else. `helpers` come first; like `ours`, they may
+ * call load().
+ */
+function standIn(load: string, ours: string, helpers = ''): string {
+  return `let real; const load = () => (real ??= ${load});
+${helpers}
+module.exports = new Proxy(${ours}, { get: (known, key) => (key in known ? known[key] : load()[key]) });`;
 }
 
 /**
@@ -94,10 +121,8 @@ const STUBS: readonly Stub[] = [
   // node:crypto takes ~11 ms (39 modules): src/sha1.ts serves that; anything else loads the real module.
   {
     filter: /^crypto$/,
-    contents: () => `const { Sha1 } = require(${JSON.stringify(path.join(root, 'src', 'sha1.ts'))});
-let real; const load = () => (real ??= require('node:crypto'));
-const ours = { createHash: (algorithm, ...options) => (String(algorithm).toLowerCase() === 'sha1' && options.length === 0 ? new Sha1() : load().createHash(algorithm, ...options)) };
-module.exports = new Proxy(ours, { get: (known, key) => (key in known ? known[key] : load()[key]) });`,
+    contents: () =>
+      standIn("require('node:crypto')", `{ createHash: (algorithm, ...options) => (String(algorithm).toLowerCase() === 'sha1' && options.length === 0 ? new (require(${JSON.stringify(path.join(root, 'src', 'sha1.ts'))}).Sha1)() : load().createHash(algorithm, ...options)) }`),
   },
   // mysql2 decodes MySQL's utf8mb3 (the server version, information_schema's columns) as 'cesu8' through
   // iconv-lite, whose encoding tables take 3-9 ms to load at the first such string. CESU-8 and UTF-8
@@ -105,25 +130,31 @@ module.exports = new Proxy(ours, { get: (known, key) => (key in known ? known[ke
   // Node's UTF-8 decoder gives the same text; with one, or for any other encoding, iconv-lite does it.
   {
     filter: /^iconv-lite$/,
-    contents: (real) => `let real; const load = () => (real ??= require(${JSON.stringify(real)}));
-const hasSurrogate = (bytes) => { for (let at = bytes.indexOf(0xed); at !== -1; at = bytes.indexOf(0xed, at + 1)) if (bytes[at + 1] >= 0xa0) return true; return false; };
-const cesu8 = { write: (bytes) => (hasSurrogate(bytes) ? load().getDecoder('cesu8').write(bytes) : bytes.toString('utf8')), end: () => undefined };
-const ours = { getDecoder: (encoding, options) => (options === undefined && String(encoding).toLowerCase().replace(/[^a-z0-9]/g, '') === 'cesu8' ? cesu8 : load().getDecoder(encoding, options)) };
-module.exports = new Proxy(ours, { get: (known, key) => (key in known ? known[key] : load()[key]) });`,
+    contents: (real) =>
+      standIn(
+        `require(${JSON.stringify(real)})`,
+        "{ getDecoder: (encoding, options) => (options === undefined && String(encoding).toLowerCase().replace(/[^a-z0-9]/g, '') === 'cesu8' ? cesu8 : load().getDecoder(encoding, options)) }",
+        `const hasSurrogate = (bytes) => { for (let at = bytes.indexOf(0xed); at !== -1; at = bytes.indexOf(0xed, at + 1)) if (bytes[at + 1] >= 0xa0) return true; return false; };
+const cesu8 = { write: (bytes) => (hasSurrogate(bytes) ? load().getDecoder('cesu8').write(bytes) : bytes.toString('utf8')), end: () => undefined };`,
+      ),
   },
   // Sanity checks in sonic-boom, signal-exit and graceful-fs: loading assert costs ~5 ms. The checks
   // they use run here; only a failing one (or any other function) loads the real module.
   {
     filter: /^assert$/,
-    contents: () => `let real; const load = () => (real ??= require('node:assert'));
-function assert(value, ...rest) { if (!value) load()(value, ...rest); }
-assert.ok = assert;
-assert.equal = (actual, expected, ...rest) => { if (actual != expected) load().equal(actual, expected, ...rest); };
-assert.strictEqual = (actual, expected, ...rest) => { if (!Object.is(actual, expected)) load().strictEqual(actual, expected, ...rest); };
-module.exports = new Proxy(assert, { get: (target, key) => (key in target ? target[key] : load()[key]) });`,
+    contents: () =>
+      standIn(
+        "require('node:assert')",
+        `Object.assign(assert, {
+  ok: assert,
+  equal: (actual, expected, ...rest) => { if (actual != expected) load().equal(actual, expected, ...rest); },
+  strictEqual: (actual, expected, ...rest) => { if (!Object.is(actual, expected)) load().strictEqual(actual, expected, ...rest); },
+})`,
+        'function assert(value, ...rest) { if (!value) load()(value, ...rest); }',
+      ),
   },
   // pino asks whether it runs in the main thread; the executable starts no worker threads.
-  { filter: /^worker_threads$/, contents: () => `module.exports = new Proxy({ isMainThread: true }, { get: (known, key) => (key in known ? known[key] : require('node:worker_threads')[key]) });` },
+  { filter: /^worker_threads$/, contents: () => standIn("require('node:worker_threads')", '{ isMainThread: true }') },
   // pino's transports (a worker thread each): we give pino our own destination and use none.
   { filter: /^thread-stream$/, contents: (real) => `module.exports = function ThreadStream(...options) { return new (require(${JSON.stringify(real)}))(...options); };` },
 ];
@@ -218,7 +249,9 @@ async function main(): Promise<void> {
       // moment: one V8 helper thread instead of one per core, and a young generation that starts at
       // 4 MB, so that loading mysql2 needs no scavenge (three with 1 MB: 10 against 15 ms; the holder's
       // RSS did not grow). Neither changes what the code caches are checked against.
-      execArgv: ['--v8-pool-size=1', '--min-semi-space-size=4'],
+      // No inspector on SIGUSR1: by default a SIGUSR1 to a Node process opens a debugger on
+      // 127.0.0.1:9229 that any local user can reach, and our holder runs as root for minutes.
+      execArgv: ['--v8-pool-size=1', '--min-semi-space-size=4', '--disable-sigusr1'],
     }),
   );
   execFileSync(runtime, ['--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'] });

@@ -2,8 +2,8 @@
  * Loads and validates the configuration file (my.cnf syntax, sections [client] and [snapshot]).
  * Every problem is collected and reported in one HookError('CONFIG'); a password value is never shown.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { HookError } from './errors';
 import { LOCK_MODES, type LockModeSetting } from './lockmodes';
 import { describeReadError, errorCode, readOptionFile, type OptionEntry, type ParsedOptions } from './optionfile';

@@ -2,7 +2,7 @@
  * coordinates_file: the coordinates as JSON, written and fsynced before freeze returns, so that the file
  * is inside the snapshot (next to the data it describes), with the statements that seed a replica.
  */
-import * as os from 'node:os';
+import os = require('node:os');
 import type { Coordinates } from './coordinates';
 import type { LockMode } from './lockmodes';
 import { writeFileAtomic } from './statedir';

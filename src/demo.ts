@@ -5,9 +5,9 @@
  * demo shows what the database saw: the writer's stall against the hold time, the writes the lock
  * blocked, that none was lost, and the hook log. Everything is removed afterwards, also on Ctrl-C.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { Writable } from 'node:stream';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { CONFIG_ENV, loadSettings, type Settings } from './config';

@@ -3,8 +3,8 @@
  * taking any lock: the connection, privileges (with the GRANT that adds the missing ones), the binary
  * log, replica state, run_dir, the log file, coordinates_file, and the installed hooks.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Settings } from './config';
 import { firstSupported, parseReplicaStatus, replicaStatusStatements } from './coordinates';

@@ -3,8 +3,8 @@
  * record, so that a freeze that was SIGKILLed never blocks the next one: a lock whose owner is provably
  * gone is broken at once instead of after the staleness period.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import * as lockfile from 'proper-lockfile';
 import { HookError } from './errors';
 import { identify, isSameProcess, type ProcessIdentity } from './processes';

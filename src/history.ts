@@ -4,7 +4,7 @@
  * filesystems freeze and by thaw after they thaw, never by the holder. Recording is best effort: a
  * history that cannot be written never fails a snapshot.
  */
-import * as path from 'node:path';
+import path = require('node:path');
 import type { Coordinates } from './coordinates';
 import type { ErrorCode } from './errors';
 import { ensureRunDir, readJson, writeJson, type ReadResult } from './statedir';

@@ -4,7 +4,7 @@
  * private IPC channel. While it holds, it writes nothing outside run_dir (the filesystems may be frozen):
  * it releases first and logs afterwards.
  */
-import * as path from 'node:path';
+import path = require('node:path');
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
 import { killConnectionIfOurs, openSession, serverError, withSession, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';

@@ -14,8 +14,8 @@
  * releases everything) or, during the hold, thaws before it exits. The lock is never left held.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { CONFIG_ENV, configFilePath, loadSettings, type Settings } from './config';
 import { describeCoordinates, type Coordinates } from './coordinates';
 import { POST_THAW_NAME, PRE_FREEZE_NAME } from './dispatch';

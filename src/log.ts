@@ -6,7 +6,7 @@
  * ahead and logs to stderr: the snapshot matters more than its log, and the coordinates are also in
  * run_dir and on stdout.
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import pino from 'pino';
 
 export type Logger = pino.Logger;

@@ -2,7 +2,7 @@
  * Entry point. What to do is decided by the name we were started under: basename(process.argv0), the
  * symlink's name (process.argv[0] is the real executable). Each branch loads only what it needs.
  */
-import * as path from 'node:path';
+import path = require('node:path');
 import { dispatch } from './dispatch';
 import { EXIT } from './errors';
 

@@ -5,8 +5,8 @@
  *
  * Problems are reported as `FILE:LINE: what is wrong` and never quote a value (it may be a password).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 export interface OptionEntry {
   file: string;

@@ -8,7 +8,7 @@
  * Outside the executable (the TypeScript build the unit tests run) nothing here is used: the bundler
  * redirects the imports of these packages to loadPackage() only when it builds the executable.
  */
-import * as vm from 'node:vm';
+import vm = require('node:vm');
 
 export const PACKAGES = ['mysql2/promise', 'pino', 'commander', 'proper-lockfile'] as const;
 export type PackageName = (typeof PACKAGES)[number];

@@ -3,8 +3,8 @@
  * pair (PID, start time in clock ticks since boot) names one process for the life of the machine, and
  * the executable and the name it runs under are further checks.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 export interface ProcessIdentity {
   pid: number;

@@ -4,7 +4,7 @@
  * thaw -> holder: RELEASE_SIGNAL, sent only to the PID this state names, after proving it is that process;
  * the answer is the final state, written right after the release.
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { ClientSettings } from './config';
 import { HOLDER_NAME } from './dispatch';
 import type { ErrorCode } from './errors';

@@ -4,8 +4,8 @@
  * writable by nobody else, files are opened with O_NOFOLLOW and checked, and every write is a new file
  * renamed into place (atomic, and never through a planted symlink).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { HookError } from './errors';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;

@@ -138,6 +138,30 @@ test('the freeze pipe reaches EOF while the holder lives on, and the holder has 
   await assertNothingLeft();
 });
 
+/** Sockets listening on TCP port 9229 (the Node inspector's), from /proc/net/tcp and tcp6. */
+function inspectorListeners(): string[] {
+  const lines = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) => fs.readFileSync(file, 'utf8').split('\n').slice(1));
+  // local_address is ADDRESS:PORT in hex; state 0A is LISTEN
+  return lines.filter((line) => line.trim().split(/\s+/)[1]?.endsWith(':240D') && line.trim().split(/\s+/)[3] === '0A');
+}
+
+test('a SIGUSR1 to the holder opens no debugger, and the lock stays held', async (context) => {
+  const setup = newSetup(context);
+  assert.deepEqual(inspectorListeners(), [], 'nothing listens on 9229 before');
+  const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
+  assert.equal(frozen.code, 0, frozen.stderr);
+  const [holder] = holderProcesses();
+  assert.ok(holder !== undefined);
+  // Node's default: start the inspector on 127.0.0.1:9229, where any local user could run code as root.
+  process.kill(holder, 'SIGUSR1');
+  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'still locked (and a second for an inspector to show up)');
+  assert.deepEqual(inspectorListeners(), [], 'no inspector was started');
+  assert.deepEqual(holderProcesses(), [holder], 'the holder carries on');
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(thawed.code, 0, thawed.stderr);
+  await assertNothingLeft();
+});
+
 for (const [name, freezeArgs, thawArgs] of [
   ['50-mysql', ['freeze'], ['thaw']],
   ['mysql', ['FREEZE', 'extra'], ['Thaw']],
