@@ -9,6 +9,7 @@ import { EXIT, HookError } from './errors';
 import { describeCoordinates } from './coordinates';
 import type { FreezeProgress } from './freeze';
 import type { RunRecord } from './history';
+import type { EarlyRelease } from './thaw';
 import type { HolderProcess } from './holderprocess';
 import type { Logger } from './log';
 import { recordOutcome } from './outcome';
@@ -34,7 +35,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
     return report(createLogger(DEFAULTS.logFile, operation), operation, asHookError(error), error);
   }
   // Thaw: writers are waiting behind the lock; ask for the release before loading the logger or anything else.
-  const signalled = operation !== 'freeze' && (await import('./thaw')).releaseEarly(settings);
+  const early = operation === 'freeze' ? 'none' : await (await import('./thaw')).releaseEarly(settings);
   const { createLogger } = await import('./log');
   const logger = createLogger(settings.logFile, operation);
   for (const warning of settings.warnings) {
@@ -45,7 +46,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   try {
     return operation === 'freeze'
       ? await runFreeze(settings, logger, options.scriptArg, progress, options.holder)
-      : await runThaw(settings, logger, operation, signalled);
+      : await runThaw(settings, logger, operation, early);
   } catch (error) {
     const hookError = asHookError(error);
     const code = report(logger, operation, hookError, error);
@@ -111,10 +112,10 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   return EXIT.ok;
 }
 
-async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', signalled: boolean): Promise<number> {
-  logger.info({ event: 'thaw.start', operation, signalled }, `${operation} requested`);
+async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', early: EarlyRelease): Promise<number> {
+  logger.info({ event: 'thaw.start', operation, signalled: early !== 'none' }, `${operation} requested`);
   const { thaw } = await import('./thaw');
-  const result = await thaw(settings, logger, operation, signalled);
+  const result = await thaw(settings, logger, operation, early);
   const run: RunRecord = {
     operation,
     at: Date.now(),

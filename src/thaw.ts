@@ -25,23 +25,30 @@ export interface ThawResult {
   state?: HolderState;
 }
 
+/** What releaseEarly did: nothing (no holder to ask, or any doubt), or asked, and the holder ended or not. */
+export type EarlyRelease = 'none' | 'ended' | 'asked';
+
 /**
- * The writers are waiting: signal a holder that holds before anything else is loaded or logged. Best
- * effort and silent (false when there is nothing to ask, or on any doubt): thaw() then does everything
- * else, with the checks and the messages.
+ * The writers are waiting: signal a holder that holds before anything else is loaded or logged, then
+ * wait for it to end before loading anything: our own start-up work (the logger, the records) would take
+ * a core from its UNLOCK and from the writers it wakes, on a machine where the server needs them most.
+ * Best effort and silent: thaw() then does everything else, with the checks and the messages.
  */
-export function releaseEarly(settings: Settings): boolean {
+export async function releaseEarly(settings: Settings): Promise<EarlyRelease> {
+  let holder: HolderState['holder'];
   try {
-    if (!runDirExists(settings.runDir)) return false;
+    if (!runDirExists(settings.runDir)) return 'none';
     checkRunDir(settings.runDir);
     const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
-    return read.kind === 'ok' && read.value.phase === 'held' && signalIfSame(read.value.holder, RELEASE_SIGNAL);
+    if (read.kind !== 'ok' || read.value.phase !== 'held' || !signalIfSame(read.value.holder, RELEASE_SIGNAL)) return 'none';
+    holder = read.value.holder;
   } catch {
-    return false;
+    return 'none';
   }
+  return (await waitForExit(holder, HOLDER_EXIT_MS, 2)) ? 'ended' : 'asked';
 }
 
-export async function thaw(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>, signalled = false): Promise<ThawResult> {
+export async function thaw(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>, early: EarlyRelease = 'none'): Promise<ThawResult> {
   if (!runDirExists(settings.runDir)) return nothingHeld(logger, operation, 'no run directory');
   checkRunDir(settings.runDir);
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
@@ -53,7 +60,7 @@ export async function thaw(settings: Settings, logger: Logger, operation: Exclud
     removeFile(settings.runDir, STATE_FILE);
     return { outcome: 'inconsistent', problem: `the holder state could not be trusted (${read.reason})`, heldMs: null };
   }
-  const result = await releaseHolder(settings, logger, operation, read.value, signalled);
+  const result = await releaseHolder(settings, logger, operation, read.value, early);
   await runLeftovers(settings, logger, result.state ?? read.value);
   const last: LastRun = { ...(result.state ?? read.value), thaw: { operation, at: Date.now(), outcome: result.outcome } };
   writeJson(settings.runDir, LAST_FILE, last);
@@ -66,12 +73,13 @@ function nothingHeld(logger: Logger, operation: string, why: string): ThawResult
   return { outcome: 'nothing_held', heldMs: null };
 }
 
-async function releaseHolder(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', state: HolderState, signalled: boolean): Promise<ThawResult> {
-  const alive = signalled || isSameProcess(state.holder);
+async function releaseHolder(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', state: HolderState, early: EarlyRelease): Promise<ThawResult> {
+  const alive = early !== 'none' || isSameProcess(state.holder);
   let final = state;
   if (alive && (state.phase === 'held' || state.phase === 'locking')) {
-    const asked = signalled || signalIfSame(state.holder, RELEASE_SIGNAL);
-    if (!asked || !(await waitForExit(state.holder, HOLDER_EXIT_MS, 2))) {
+    const asked = early !== 'none' || signalIfSame(state.holder, RELEASE_SIGNAL);
+    const ended = early === 'ended' || (early === 'none' && asked && (await waitForExit(state.holder, HOLDER_EXIT_MS, 2)));
+    if (!ended) {
       if (asked) logger.warn({ event: 'thaw.failed', holderPid: state.holder.pid }, `the holder did not end within ${HOLDER_EXIT_MS} ms of the request to release; stopping it`);
       await forceRelease(settings, logger, state);
     }
