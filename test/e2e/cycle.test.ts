@@ -141,8 +141,11 @@ test('the freeze pipe reaches EOF while the holder lives on, and the holder has 
 /** Sockets listening on TCP port 9229 (the Node inspector's), from /proc/net/tcp and tcp6. */
 function inspectorListeners(): string[] {
   const lines = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) => fs.readFileSync(file, 'utf8').split('\n').slice(1));
-  // local_address is ADDRESS:PORT in hex; state 0A is LISTEN
-  return lines.filter((line) => line.trim().split(/\s+/)[1]?.endsWith(':240D') && line.trim().split(/\s+/)[3] === '0A');
+  // fields: sl, local_address (ADDRESS:PORT in hex, 9229 = 240D), rem_address, st (0A is LISTEN)
+  return lines.filter((line) => {
+    const [, local, , state] = line.trim().split(/\s+/);
+    return local?.endsWith(':240D') === true && state === '0A';
+  });
 }
 
 test('a SIGUSR1 to the holder opens no debugger, and the lock stays held', async (context) => {
