@@ -830,6 +830,12 @@ function gitDescribe(): { commit: string | null; srcDirty: boolean | null } {
   }
 }
 
+/** A writable tmpfs directory (/run itself, or /dev/shm), for run_dir: /run is tmpfs where the hook is installed. */
+function tmpfsDirectory(): string | undefined {
+  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((line) => line.split(' '));
+  return ['/run', '/dev/shm', '/run/shm'].find((directory) => mounts.some((fields) => fields[1] === directory && fields[2] === 'tmpfs'));
+}
+
 function runtimeVersions(): { pinned: string | null; installed: string | null; runtime: string | undefined } {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies?: Record<string, string> };
   let installed: string | null = null;
@@ -910,8 +916,13 @@ async function main(): Promise<number> {
   say(`vmware-mysql-snapshot benchmark${options.quick ? ' (--quick)' : ''}: ${options.runs} runs, ${options.pileupRuns} pile-up pair(s), ${options.connections} connections`);
   server = await startMariaDB({ extraArgs: [`--max-connections=${options.connections + 1000}`] });
   const mariadbVersion = String((await server.query<RowDataPacket[]>('SELECT VERSION() AS v'))[0]?.['v']);
+  // run_dir as installed: /run, which is tmpfs on the hosts the hook runs on (here it may not be).
+  const tmpfs = tmpfsDirectory();
+  const runDirParent = tmpfs === undefined ? undefined : fs.mkdtempSync(path.join(tmpfs, 'vms-bench-'));
+  if (runDirParent !== undefined) cleanups.push(() => fs.rmSync(runDirParent, { recursive: true, force: true }));
   const setup = makeHookSetup(server, {
     snapshot: { lock_wait_timeout: '1', long_query_time: '1', max_lock_time: '60', freeze_timeout: '30' },
+    ...(runDirParent === undefined ? {} : { runDir: path.join(runDirParent, 'run') }),
   });
   cleanups.push(() => fs.rmSync(setup.dir, { recursive: true, force: true }));
   for (const name of HOOK_NAMES) {
@@ -920,6 +931,7 @@ async function main(): Promise<number> {
   }
   const tail = new LogTail(setup.logFile);
   say(`MariaDB ${mariadbVersion} in ${server.dir}; executable ${(exeBytes / 1024 / 1024).toFixed(1)} MB (Node ${versions.installed ?? '?'} inside)`);
+  say(`run_dir ${setup.runDir} (${tmpfs === undefined ? 'no tmpfs found: on disk, unlike /run on the hosts the hook runs on' : 'tmpfs, as /run is on the hosts the hook runs on'}); log and history on disk`);
 
   const step = async <T>(title: string, body: () => Promise<T>): Promise<T> => {
     const started = now();
@@ -1022,6 +1034,7 @@ async function main(): Promise<number> {
     benchNode: process.version,
     loadAverageBefore: loadBefore.map((value) => round(value, 2)),
     loadAverageAfter: loadAfter.map((value) => round(value, 2)),
+    runDirOnTmpfs: tmpfs !== undefined,
   };
   const results = {
     timestamp: startedAt,

@@ -85,20 +85,39 @@ export async function probeReplication(session: Session): Promise<ReplicationPro
 }
 
 export async function readCoordinates(session: Session, replication: ReplicationProbe = { kind: 'replica' }): Promise<Coordinates> {
-  const { isMariaDB } = session.server;
-  const status = await firstSupported(session, binlogStatusStatements(isMariaDB));
-  const coordinates: Coordinates = { binlog: parseBinlogStatus(status.rows), gtid: null };
-  if (isMariaDB) {
-    const [rows] = await session.connection.query<RowDataPacket[]>(
-      'SELECT @@global.gtid_binlog_pos AS binlogPos, @@global.gtid_slave_pos AS slavePos',
-    );
-    coordinates.gtid = text(rows[0]?.['binlogPos']);
-    coordinates.gtidSlavePos = text(rows[0]?.['slavePos']);
-  } else {
-    coordinates.gtid = text(status.rows[0]?.['Executed_Gtid_Set']) ?? (await readMysqlGtidExecuted(session));
-  }
+  const coordinates = session.server.isMariaDB ? await readMariadbPosition(session) : await readMysqlPosition(session);
   await addReplication(session, coordinates, replication);
   return coordinates;
+}
+
+const MARIADB_GTID = 'SELECT @@global.gtid_binlog_pos AS binlogPos, @@global.gtid_slave_pos AS slavePos';
+
+/**
+ * MariaDB keeps the GTID positions in variables, apart from the binary-log status. A session that allows
+ * several statements per query (the holder's, while writers wait) reads both in one round trip.
+ */
+async function readMariadbPosition(session: Session): Promise<Coordinates> {
+  const [usual] = binlogStatusStatements(true);
+  if (session.multipleStatements) {
+    try {
+      const [results] = await session.connection.query<RowDataPacket[][]>(`${usual}; ${MARIADB_GTID}`);
+      return mariadbCoordinates(results[0] ?? [], results[1]?.[0]);
+    } catch (error) {
+      if (errno(error) !== ER_PARSE_ERROR) throw error; // the other spelling, one statement at a time
+    }
+  }
+  const status = await firstSupported(session, binlogStatusStatements(true));
+  const [rows] = await session.connection.query<RowDataPacket[]>(MARIADB_GTID);
+  return mariadbCoordinates(status.rows, rows[0]);
+}
+
+function mariadbCoordinates(status: readonly Row[], gtid: Row | undefined): Coordinates {
+  return { binlog: parseBinlogStatus(status), gtid: text(gtid?.['binlogPos']), gtidSlavePos: text(gtid?.['slavePos']) };
+}
+
+async function readMysqlPosition(session: Session): Promise<Coordinates> {
+  const status = await firstSupported(session, binlogStatusStatements(false));
+  return { binlog: parseBinlogStatus(status.rows), gtid: text(status.rows[0]?.['Executed_Gtid_Set']) ?? (await readMysqlGtidExecuted(session)) };
 }
 
 async function readMysqlGtidExecuted(session: Session): Promise<string | null> {

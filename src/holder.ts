@@ -116,7 +116,8 @@ class Holder {
   private async connect(): Promise<void> {
     const { client, lockWaitTimeout } = this.start;
     try {
-      this.session = await openSession(client);
+      // Several statements per query: the coordinates in one round trip while writers wait.
+      this.session = await openSession(client, { multipleStatements: true });
       await this.session.connection.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
     } catch (error) {
       return this.fail(error, false);

@@ -23,6 +23,8 @@ export interface ServerInfo {
 export interface Session {
   readonly connection: mysql.Connection;
   readonly server: ServerInfo;
+  /** whether one query may hold several statements (only our own, constant ones: see openSession) */
+  readonly multipleStatements: boolean;
   close(): Promise<void>;
   /** Closes the socket at once, without waiting for a running statement. */
   destroy(): void;
@@ -37,7 +39,12 @@ export interface ConnectionProof {
 
 const SERVER_DOWN_CODES = new Set(['ENOENT', 'ECONNREFUSED']);
 
-export async function openSession(client: ClientSettings, options: { connectTimeoutMs?: number } = {}): Promise<Session> {
+/**
+ * `multipleStatements`: several statements in one query, for the holder, which sends only statements of
+ * its own (numbers the only values put in them) and saves round trips while writers wait.
+ */
+export async function openSession(client: ClientSettings, options: { connectTimeoutMs?: number; multipleStatements?: boolean } = {}): Promise<Session> {
+  const multipleStatements = options.multipleStatements ?? false;
   let connection: mysql.Connection;
   try {
     connection = await mysql.createConnection({
@@ -48,7 +55,7 @@ export async function openSession(client: ClientSettings, options: { connectTime
         : { host: client.host, port: client.port ?? 3306 }),
       connectTimeout: options.connectTimeoutMs ?? 10_000,
       supportBigNumbers: true,
-      multipleStatements: false,
+      multipleStatements,
       // Rows parsed as they come, not by code generated and compiled for each new set of columns: our
       // processes are short-lived and most statements run once (1-2 ms less for the first, ~0.5 ms for
       // each further one). The processlist, polled, is read with a compiled parser (readProcesslist).
@@ -64,6 +71,7 @@ export async function openSession(client: ClientSettings, options: { connectTime
     return {
       connection,
       server,
+      multipleStatements,
       close: () => connection.end().catch(() => connection.destroy()),
       destroy: () => connection.destroy(),
     };

@@ -36,6 +36,8 @@ export interface HookSetupOptions {
   snapshot?: Record<string, string>;
   /** keys to override or add in [client]; null: write no [client] key but socket */
   client?: Record<string, string> | null;
+  /** run_dir somewhere else than in the setup's own directory (the benchmark puts it on tmpfs) */
+  runDir?: string;
 }
 
 export interface HookResult {
@@ -57,7 +59,7 @@ export function makeHookSetup(server: TestServer, options: HookSetupOptions = {}
     dir,
     binDir: path.join(dir, 'bin'),
     configFile: path.join(dir, 'hook.cnf'),
-    runDir: path.join(dir, 'run'),
+    runDir: options.runDir ?? path.join(dir, 'run'),
     logFile: path.join(dir, 'hook.log'),
   };
   fs.mkdirSync(setup.binDir);
