@@ -4,6 +4,7 @@
  * filesystems freeze and by thaw after they thaw, never by the holder. Recording is best effort: a
  * history that cannot be written never fails a snapshot.
  */
+import fs = require('node:fs');
 import path = require('node:path');
 import type { Coordinates } from './coordinates';
 import type { ErrorCode } from './errors';
@@ -67,12 +68,36 @@ export function addRun(history: History, run: RunRecord): History {
   return { version: 1, totals, runs: [...history.runs, run].slice(-HISTORY_LIMIT) };
 }
 
-/** Reads, adds, writes atomically. Returns the new history, or the error message if it could not. */
-export function recordRun(file: string, run: RunRecord): { history: History } | { error: string } {
+/**
+ * The history read before it is needed (freeze reads it while the holder starts, so that only the write
+ * remains once writers wait on the lock), with what identifies that version of the file: inode, change
+ * time and size. Every write of ours is a new file renamed into place, so a history written since differs.
+ */
+export interface ReadAhead {
+  read: ReadResult<History>;
+  version: string | undefined;
+}
+
+export function readAhead(file: string): ReadAhead {
+  const version = versionOf(file);
+  return { read: readHistory(file), version };
+}
+
+function versionOf(file: string): string | undefined {
+  try {
+    const stat = fs.lstatSync(file, { bigint: true });
+    return `${stat.ino}:${stat.ctimeNs}:${stat.size}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads (or takes `ahead`, if the file is unchanged), adds, writes atomically. Returns the new history, or the error message if it could not. */
+export function recordRun(file: string, run: RunRecord, ahead?: ReadAhead): { history: History } | { error: string } {
   try {
     const directory = path.dirname(file);
     ensureRunDir(directory);
-    const read = readHistory(file);
+    const read = ahead !== undefined && ahead.version !== undefined && ahead.version === versionOf(file) ? ahead.read : readHistory(file);
     const history = addRun(read.kind === 'ok' ? read.value : emptyHistory(), run);
     writeJson(directory, path.basename(file), history);
     return { history };

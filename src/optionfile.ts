@@ -47,7 +47,7 @@ type ValueResult = { ok: true; value: string } | { ok: false; reason: string };
 
 /** `Lock-Wait-Timeout` and `lock_wait_timeout` name the same option. */
 export function normalizeKey(key: string): string {
-  return key.toLowerCase().replace(/-/g, '_');
+  return key.toLowerCase().replaceAll('-', '_');
 }
 
 /** Parses one file's text. `!include` and `!includedir` lines are ignored here: see readOptionFile. */
@@ -171,7 +171,8 @@ function includeDirectory(directory: string, where: string, chain: readonly stri
 function parseEvents(text: string, file: string): ParseEvent[] {
   const events: ParseEvent[] = [];
   let section: SectionState = { kind: 'none' };
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  // A CR before the newline goes with the line's trailing whitespace.
+  const lines = (text.startsWith('\uFEFF') ? text.slice(1) : text).split('\n');
   lines.forEach((rawLine, index) => {
     const lineNumber = index + 1;
     const where = `${file}:${lineNumber}`;
@@ -287,5 +288,14 @@ function unescapeValue(text: string): string {
 
 /** ASCII whitespace only, like MySQL: a non-breaking space at the edge of a password is part of it. */
 function trimWhitespace(text: string): string {
-  return text.replace(/^[ \t\v\f\r\n]+|[ \t\v\f\r\n]+$/g, '');
+  let start = 0;
+  let end = text.length;
+  while (start < end && isAsciiWhitespace(text.charCodeAt(start))) start++;
+  while (end > start && isAsciiWhitespace(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+/** Space, or \t \n \v \f \r. Not a regular expression: V8 compiles each at its first use, and options are read at every start. */
+function isAsciiWhitespace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13);
 }

@@ -4,12 +4,13 @@
  * and by thaw after they thawed; never by the holder.
  */
 import type { Settings } from './config';
-import { lastRun, recordRun, type History, type RunRecord } from './history';
+import { lastRun, recordRun, type History, type ReadAhead, type RunRecord } from './history';
 import type { Logger } from './log';
 import { writeFileAtomic } from './statedir';
 
-export async function recordOutcome(settings: Settings, logger: Logger, run: RunRecord): Promise<void> {
-  const recorded = recordRun(settings.historyFile, run);
+/** `ahead`: the history as read earlier (see readAhead). */
+export async function recordOutcome(settings: Settings, logger: Logger, run: RunRecord, ahead?: ReadAhead): Promise<void> {
+  const recorded = recordRun(settings.historyFile, run, ahead);
   if ('error' in recorded) {
     logger.warn({ event: 'history.unwritable', file: settings.historyFile, error: recorded.error }, `cannot record the run in ${settings.historyFile}: ${recorded.error}`);
   } else if (settings.metricsFile !== null) {
