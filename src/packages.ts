@@ -31,15 +31,22 @@ export function assetNames(name: PackageName): { source: string; cache: string }
 }
 
 /**
- * The bundle as one function expression, as CommonJS wraps a module. The code cache is made from, and
+ * A bundle as one function expression, as CommonJS wraps a module. The code cache is made from, and
  * only matches, exactly this text with this file name: both are made here, for the build and the runtime.
  */
-export function wrapPackage(name: PackageName, source: string): { code: string; filename: string } {
-  return { code: `(function (exports, require, module) {${source}\n})`, filename: `vmware-mysql-snapshot/${assetNames(name).source}` };
+export function wrapScript(asset: string, source: string): { code: string; filename: string } {
+  return { code: `(function (exports, require, module) {${source}\n})`, filename: `vmware-mysql-snapshot/${asset}` };
 }
 
+export function wrapPackage(name: PackageName, source: string): { code: string; filename: string } {
+  return wrapScript(assetNames(name).source, source);
+}
+
+/** The program itself (src/main.ts bundled), stored like the packages: see src/seamain.ts. */
+export const APP_ASSETS = { source: 'app.cjs', cache: 'app.cache' } as const;
+
 /** Runs a wrapped bundle; what it exports. `requireBuiltin` serves the Node built-ins it requires. */
-export function runPackage(script: vm.Script, requireBuiltin: NodeJS.Require): unknown {
+export function runScript(script: vm.Script, requireBuiltin: NodeJS.Require): unknown {
   const module = { exports: {} as unknown };
   (script.runInThisContext() as (exports: unknown, require: NodeJS.Require, module: { exports: unknown }) => void)(module.exports, requireBuiltin, module);
   return module.exports;
@@ -52,7 +59,7 @@ export function loadPackage(name: PackageName): unknown {
   const assets = assetNames(name);
   const { code, filename } = wrapPackage(name, sea.getAsset(assets.source, 'utf8'));
   const script = new vm.Script(code, { filename, cachedData: Buffer.from(sea.getRawAsset(assets.cache)) });
-  const exports = runPackage(script, require);
+  const exports = runScript(script, require);
   loaded.set(name, exports);
   loads.push({ name, cacheAccepted: script.cachedDataRejected !== true, ms: Number((process.hrtime.bigint() - startedAt) / 100_000n) / 10 });
   return exports;
