@@ -168,16 +168,17 @@ function hooksCheck(): Check {
 }
 
 /**
- * The single executable loads its libraries with the code caches it was built with; V8 refuses a cache
- * made by another runtime build, which only costs start-up time. Nothing to report outside it.
+ * The single executable loads the program and its libraries with the code caches it was built with; V8
+ * refuses a cache made by another runtime build, which only costs start-up time. Nothing to report
+ * outside it.
  */
 function executableCheck(): Check | undefined {
   const loads = packageLoads();
   if (loads.length === 0) return undefined;
   const detail = loads.map((load) => `${load.name} ${load.ms} ms${load.cacheAccepted ? '' : ' (compiled: code cache refused)'}`).join(', ');
   return loads.every((load) => load.cacheAccepted)
-    ? { name: 'executable', verdict: 'ok', detail: `libraries loaded with their code caches: ${detail}` }
-    : { name: 'executable', verdict: 'warn', detail, fix: 'rebuild the executable (npm run build): its code caches were not made by its own runtime, so every start compiles the libraries' };
+    ? { name: 'executable', verdict: 'ok', detail: `program and libraries loaded with their code caches: ${detail}` }
+    : { name: 'executable', verdict: 'warn', detail, fix: 'rebuild the executable (npm run build): its code caches were not made by its own runtime, so every start compiles the program and the libraries' };
 }
 
 function describeHook(file: string): string {

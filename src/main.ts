@@ -5,6 +5,7 @@
 import path = require('node:path');
 import { dispatch } from './dispatch';
 import { EXIT } from './errors';
+import { recordProgramLoad, type AssetLoad } from './packages';
 
 async function main(): Promise<number> {
   const invocation = dispatch(path.basename(process.argv0), process.argv.slice(2));
@@ -25,8 +26,9 @@ async function main(): Promise<number> {
   }
 }
 
-/** Started by the executable's main script (src/seamain.ts), which loads this bundle. */
-export function run(): void {
+/** Started by the executable's main script (src/seamain.ts), which loads this bundle and says how. */
+export function run(load: AssetLoad): void {
+  recordProgramLoad(load);
   main().then(
     (code) => process.exit(code),
     (error: unknown) => {

@@ -13,19 +13,29 @@ import vm = require('node:vm');
 export const PACKAGES = ['mysql2/promise', 'pino', 'commander', 'proper-lockfile'] as const;
 export type PackageName = (typeof PACKAGES)[number];
 
-/** What a package is loaded as, and how it went: for `doctor` and the benchmark. */
-export interface PackageLoad {
-  name: PackageName;
+/** How a bundle was loaded: for `doctor` and the benchmark. */
+export interface AssetLoad {
   /** false if V8 refused the code cache (another runtime build): the package was compiled instead */
   cacheAccepted: boolean;
   ms: number;
 }
 
+/** What a package, or the program itself, was loaded as. */
+export interface PackageLoad extends AssetLoad {
+  name: PackageName | 'program';
+}
+
 const loaded = new Map<PackageName, unknown>();
 const loads: PackageLoad[] = [];
 
+/** A bundle stored as an asset of the executable, and the code cache made for it. */
+export interface Assets {
+  source: string;
+  cache: string;
+}
+
 /** The asset names of a package: its bundle and its code cache. */
-export function assetNames(name: PackageName): { source: string; cache: string } {
+export function assetNames(name: PackageName): Assets {
   const base = name.replace(/[^a-z0-9]+/g, '-');
   return { source: `${base}.cjs`, cache: `${base}.cache` };
 }
@@ -52,20 +62,30 @@ export function runScript(script: vm.Script, requireBuiltin: NodeJS.Require): un
   return module.exports;
 }
 
-export function loadPackage(name: PackageName): unknown {
-  if (loaded.has(name)) return loaded.get(name);
+/** Compiles a bundle stored in the executable with its code cache, and runs it. */
+export function loadAsset(assets: Assets): { exports: unknown } & AssetLoad {
   const startedAt = process.hrtime.bigint(); // not performance.now(): its module takes ~2 ms to load
   const sea = require('node:sea') as { getAsset(key: string, encoding: string): string; getRawAsset(key: string): ArrayBuffer };
-  const assets = assetNames(name);
-  const { code, filename } = wrapPackage(name, sea.getAsset(assets.source, 'utf8'));
+  const { code, filename } = wrapScript(assets.source, sea.getAsset(assets.source, 'utf8'));
   const script = new vm.Script(code, { filename, cachedData: Buffer.from(sea.getRawAsset(assets.cache)) });
   const exports = runScript(script, require);
+  return { exports, cacheAccepted: script.cachedDataRejected !== true, ms: Number((process.hrtime.bigint() - startedAt) / 100_000n) / 10 };
+}
+
+export function loadPackage(name: PackageName): unknown {
+  if (loaded.has(name)) return loaded.get(name);
+  const { exports, cacheAccepted, ms } = loadAsset(assetNames(name));
   loaded.set(name, exports);
-  loads.push({ name, cacheAccepted: script.cachedDataRejected !== true, ms: Number((process.hrtime.bigint() - startedAt) / 100_000n) / 10 });
+  loads.push({ name, cacheAccepted, ms });
   return exports;
 }
 
-/** The packages this process has loaded so far. */
+/** Records how the executable's main script loaded the program (src/seamain.ts). */
+export function recordProgramLoad(load: AssetLoad): void {
+  loads.unshift({ name: 'program', cacheAccepted: load.cacheAccepted, ms: load.ms });
+}
+
+/** The program and the packages this process has loaded so far. */
 export function packageLoads(): readonly PackageLoad[] {
   return loads;
 }

@@ -17,16 +17,25 @@ export interface StoppedApplier {
   leftRunning: boolean;
 }
 
-function quoteName(name: string): string {
-  return `'${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+/**
+ * A channel name as a string literal. A quote is doubled, which every sql_mode reads the same way; a
+ * backslash is an escape character unless sql_mode has NO_BACKSLASH_ESCAPES, so it is doubled only then.
+ */
+export function quoteName(name: string, backslashEscapes: boolean): string {
+  return `'${(backslashEscapes ? name.replaceAll('\\', '\\\\') : name).replaceAll("'", "''")}'`;
 }
 
 /** The applier statement in each spelling the server may understand, the likely one first. */
-function applierStatements(isMariaDB: boolean, channel: string, verb: 'STOP' | 'START'): string[] {
-  if (isMariaDB) return [`${verb} SLAVE ${channel === '' ? '' : `${quoteName(channel)} `}SQL_THREAD`];
+function applierStatements(isMariaDB: boolean, channel: string, verb: 'STOP' | 'START', backslashEscapes: boolean): string[] {
+  if (isMariaDB) return [`${verb} SLAVE ${channel === '' ? '' : `${quoteName(channel, backslashEscapes)} `}SQL_THREAD`];
   // FOR CHANNEL '' names the default channel; without FOR CHANNEL, MySQL acts on every channel.
-  const target = ` FOR CHANNEL ${quoteName(channel)}`;
+  const target = ` FOR CHANNEL ${quoteName(channel, backslashEscapes)}`;
   return [`${verb} REPLICA SQL_THREAD${target}`, `${verb} SLAVE SQL_THREAD${target}`];
+}
+
+async function escapesBackslashes(session: Session): Promise<boolean> {
+  const [rows] = await session.connection.query<RowDataPacket[]>('SELECT @@SESSION.sql_mode AS mode');
+  return !String(rows[0]?.['mode'] ?? '').toUpperCase().split(',').includes('NO_BACKSLASH_ESCAPES');
 }
 
 async function openTemporaryTables(session: Session): Promise<number> {
@@ -51,8 +60,11 @@ async function stopAppliersUntilSafe(session: Session, deadline: number): Promis
   const { rows } = await firstSupported(session, replicaStatusStatements(isMariaDB));
   const running = parseReplicaStatus(rows).filter((channel) => channel.sqlRunning).map((channel) => channel.channel);
   if (running.length === 0) return undefined;
-  const stops = running.map((channel) => applierStatements(isMariaDB, channel, 'STOP'));
-  const starts = running.map((channel) => applierStatements(isMariaDB, channel, 'START'));
+  // The holder runs the restarts on its own session, whose sql_mode is the same (the global one, as set
+  // by the same account's init_connect). Only a name with a backslash needs to know it.
+  const backslashEscapes = running.some((channel) => channel.includes('\\')) ? await escapesBackslashes(session) : true;
+  const stops = running.map((channel) => applierStatements(isMariaDB, channel, 'STOP', backslashEscapes));
+  const starts = running.map((channel) => applierStatements(isMariaDB, channel, 'START', backslashEscapes));
   const runAll = async (statements: string[][]): Promise<string[]> => {
     const used: string[] = [];
     for (const spellings of statements) used.push((await firstSupported(session, spellings)).statement);

@@ -5,10 +5,7 @@
  * function would be compiled at its first call, ~1.7 ms of thaw's way to its signal. Built apart from
  * the program, so that this script is all that Node compiles and caches itself.
  */
-import vm = require('node:vm');
-import { APP_ASSETS, runScript, wrapScript } from './packages';
+import { APP_ASSETS, loadAsset, type AssetLoad } from './packages';
 
-const sea = require('node:sea') as { getAsset(key: string, encoding: string): string; getRawAsset(key: string): ArrayBuffer };
-const { code, filename } = wrapScript(APP_ASSETS.source, sea.getAsset(APP_ASSETS.source, 'utf8'));
-const script = new vm.Script(code, { filename, cachedData: Buffer.from(sea.getRawAsset(APP_ASSETS.cache)) });
-(runScript(script, require) as { run: () => void }).run();
+const { exports: program, cacheAccepted, ms } = loadAsset(APP_ASSETS);
+(program as { run: (load: AssetLoad) => void }).run({ cacheAccepted, ms });

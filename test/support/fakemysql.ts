@@ -951,9 +951,12 @@ function parseItem(item: string): { expression: string; name: string } {
   return aliased === null ? { expression: item, name: item } : { expression: aliased[1] ?? item, name: aliased[2] ?? item };
 }
 
+/** A quoted string or name as the server reads it (sql_mode without NO_BACKSLASH_ESCAPES): `''` and `\'` are a quote. */
 function unquote(text: string): string {
   const trimmed = text.trim();
-  return /^(['"`]).*\1$/.test(trimmed) ? trimmed.slice(1, -1).replace(/\\(.)/g, '$1') : trimmed;
+  const quote = trimmed[0];
+  if (trimmed.length < 2 || (quote !== "'" && quote !== '"' && quote !== '`') || !trimmed.endsWith(quote)) return trimmed;
+  return trimmed.slice(1, -1).replace(new RegExp(`\\\\(.)|${quote}${quote}`, 'g'), (_, escaped: string | undefined) => escaped ?? quote);
 }
 
 function like(name: string, pattern: string): boolean {
