@@ -254,7 +254,7 @@ class Freezer {
       longQueryTime,
       ignoreCommands: this.settings.ignoreCommands,
       ignoreUsers: this.settings.ignoreUsers,
-      ownIds: [this.session.server.connectionId, ...(this.holder?.connection ? [this.holder.connection.id] : [])],
+      ownIds: [this.session.server.connectionId, ...(this.holder?.connectionId !== undefined ? [this.holder.connectionId] : [])],
     });
   }
 
@@ -289,12 +289,13 @@ class Freezer {
   /** One attempt with a started holder: wait until it is connected, tell it to lock, wait for the answer. */
   private async attemptLock(holder: HolderProcess): Promise<Attempt> {
     const settings = this.settings;
-    if (holder.connection === undefined) {
+    if (holder.connectionId === undefined) {
       const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
       if (event.type === 'timeout') return this.abandon(holder, 'the holder did not connect');
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
-    holder.lock({ plan: this.plan(holder), afterRelease: this.lock.afterRelease, replication: this.lock.replication });
+    const { connectionId: _, ...server } = this.session.server;
+    holder.lock({ plan: this.plan(holder), afterRelease: this.lock.afterRelease, replication: this.lock.replication, server });
     this.logger.debug({ event: 'lock.attempt', attempt: this.attempts, holderPid: holder.pid }, `lock attempt ${this.attempts}`);
     const killTimer =
       settings.killLongQueries === 'off' ? undefined : setTimeout(() => void this.killLongQueries(Date.now() - settings.killLongQueriesAfter * 1000), settings.killLongQueriesAfter * 1000);
@@ -368,8 +369,9 @@ class Freezer {
   private async stopHolder(holder: HolderProcess): Promise<void> {
     if (this.holder === holder) this.holder = undefined;
     // The server side first: a FLUSH waiting there keeps writers waiting behind it.
-    const proof = holder.connection;
-    if (proof !== undefined) {
+    if (holder.connectionId !== undefined) {
+      // The holder's connection: the id it reported, our account, the server lifetime our session saw.
+      const proof = { id: holder.connectionId, user: this.settings.client.user, serverStartedAt: this.session.server.startedAt };
       const outcome = await killConnectionIfOurs(this.session, proof).catch(() => 'gone' as const);
       if (outcome === 'killed') {
         this.logger.warn({ event: 'connection.killed', thread: proof.id }, `killed the holder's connection ${proof.id} on the server`);

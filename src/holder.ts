@@ -6,7 +6,7 @@
  */
 import path = require('node:path');
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
-import { killConnectionIfOurs, openSession, serverError, withSession, type Session } from './mysql';
+import { describedSession, killConnectionIfOurs, openLink, serverError, withSession, type Link, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
 import { VERSION } from './version';
 import { boundStatement, type LockPlan } from './lockmodes';
@@ -60,6 +60,9 @@ function firstMessage(): Promise<HolderStart | undefined> {
 
 class Holder {
   private readonly identity: ProcessIdentity;
+  /** our connection, from the start */
+  private link: Link | undefined;
+  /** the same connection, once freeze has told us which server it is connected to (with the lock request) */
   private session: Session | undefined;
   private state: HolderState;
   private acknowledged = false;
@@ -112,42 +115,43 @@ class Holder {
     return sendToFreeze(message);
   }
 
-  /** Connects as soon as we start, while freeze is still looking for a quiet moment. */
+  /**
+   * Connects as soon as we start, while freeze is still looking for a quiet moment, and sends nothing:
+   * the id comes with the server's handshake, and freeze's session has read the rest.
+   */
   private async connect(): Promise<void> {
-    const { client, lockWaitTimeout } = this.start;
     try {
       // Several statements per query: the coordinates in one round trip while writers wait.
-      this.session = await openSession(client, { multipleStatements: true });
-      await this.session.connection.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
+      this.link = await openLink(this.start.client, { multipleStatements: true });
     } catch (error) {
       return this.fail(error, false);
     }
     if (this.releasing !== undefined) return;
-    const session = this.session;
-    const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
-    // No state in run_dir yet: until freeze says lock, it has not proven it may (one freeze at a time,
-    // no lock already held), and an early holder must not touch the state of a lock someone else holds.
-    this.state = { ...this.state, connection };
-    session.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
-    void this.send({ type: 'connected', connection });
+    this.link.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
+    void this.send({ type: 'connected', connectionId: this.link.connection.threadId });
   }
 
   private async lock(request: LockRequest): Promise<void> {
-    const session = this.session;
-    if (session === undefined || this.releasing !== undefined || this.plan !== undefined) return;
-    const { maxLockTime } = this.start;
+    const link = this.link;
+    if (link === undefined || this.releasing !== undefined || this.plan !== undefined) return;
+    const { maxLockTime, lockWaitTimeout, client } = this.start;
     const { plan } = request;
+    const session = describedSession(link, request.server);
+    this.session = session;
     this.plan = plan;
     this.afterRelease = request.afterRelease;
-    this.state = { ...this.state, lockMode: plan.mode, afterRelease: request.afterRelease };
+    // Our state from now on: until freeze said lock, it had not proven it may (one freeze at a time, no
+    // lock already held), and an early holder must not touch the state of a lock someone else holds.
+    const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
+    this.state = { ...this.state, connection, lockMode: plan.mode, afterRelease: request.afterRelease };
     this.saveState();
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
     const startedAt = Date.now();
     try {
-      // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time.
-      // (Set only now: while freeze waits for a quiet moment this connection may idle for long.)
-      await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}`);
+      // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time (set
+      // only now: while freeze waits for a quiet moment this connection may idle for long).
+      await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}, lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
       this.statementRunning = true;
       for (const statement of plan.lock) {
         await session.connection.query(boundStatement(statement, plan.boundSeconds - (Date.now() - startedAt) / 1000));
@@ -240,7 +244,7 @@ class Holder {
 
   /** After the release: from here on we may write to disk. */
   private async finish(detail: string): Promise<void> {
-    await this.session?.close();
+    await this.link?.close();
     const { phase } = this.state;
     // A holder never told to lock has nothing of its own to tell: whatever stopped it (a refused login,
     // freeze gone) reaches freeze, which logs it; a line here would only repeat it, and out of order.

@@ -12,7 +12,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Settings } from './config';
 import { HOLDER_NAME } from './dispatch';
-import type { ConnectionProof } from './mysql';
 import { identify, stopProcess } from './processes';
 import type { FromHolder, HolderStart, LockRequest, ToHolder } from './state';
 import { VERSION } from './version';
@@ -25,8 +24,8 @@ export type HolderEvent =
   | { type: 'aborted' };
 
 export class HolderProcess {
-  /** set once the holder has reported its connection */
-  connection: ConnectionProof | undefined;
+  /** the server's id for the holder's connection, once it has reported it */
+  connectionId: number | undefined;
   private readonly events: HolderEvent[] = [];
   private waiter: ((event: HolderEvent) => void) | undefined;
   private exited = false;
@@ -36,7 +35,7 @@ export class HolderProcess {
       if (message.type !== 'connected') return this.push(message);
       // Only ever awaited before the lock request, and only if it had not come yet: never queued, so
       // that a 'connected' that came while freeze was polling is not taken for the answer to 'lock'.
-      this.connection = message.connection;
+      this.connectionId = message.connectionId;
       this.waiter?.(message);
     });
     child.on('error', (error) => this.push({ type: 'spawn-error', message: `cannot start the lock holder ${process.execPath}: ${error.message}` }));

@@ -20,14 +20,18 @@ export interface ServerInfo {
   startedAt: number;
 }
 
-export interface Session {
+/** An authenticated connection; a Session also knows what it is connected to. */
+export interface Link {
   readonly connection: mysql.Connection;
-  readonly server: ServerInfo;
-  /** whether one query may hold several statements (only our own, constant ones: see openSession) */
+  /** whether one query may hold several statements (only our own, constant ones: see openLink) */
   readonly multipleStatements: boolean;
   close(): Promise<void>;
   /** Closes the socket at once, without waiting for a running statement. */
   destroy(): void;
+}
+
+export interface Session extends Link {
+  readonly server: ServerInfo;
 }
 
 /** Identifies one connection for a KILL: same server lifetime, same id, same user. */
@@ -40,10 +44,11 @@ export interface ConnectionProof {
 const SERVER_DOWN_CODES = new Set(['ENOENT', 'ECONNREFUSED']);
 
 /**
- * `multipleStatements`: several statements in one query, for the holder, which sends only statements of
- * its own (numbers the only values put in them) and saves round trips while writers wait.
+ * Connects and logs in, and sends no statement: the holder's connection, whose server freeze's session
+ * has described (see describedSession). `multipleStatements`: several statements in one query, for the
+ * holder, which sends only statements of its own and saves round trips while writers wait.
  */
-export async function openSession(client: ClientSettings, options: { connectTimeoutMs?: number; multipleStatements?: boolean } = {}): Promise<Session> {
+export async function openLink(client: ClientSettings, options: { connectTimeoutMs?: number; multipleStatements?: boolean } = {}): Promise<Link> {
   const multipleStatements = options.multipleStatements ?? false;
   let connection: mysql.Connection;
   try {
@@ -66,19 +71,28 @@ export async function openSession(client: ClientSettings, options: { connectTime
   }
   // A server that goes away emits 'error' on an idle connection: the next query reports it; never crash.
   connection.on('error', () => undefined);
+  return { connection, multipleStatements, close: () => connection.end().catch(() => connection.destroy()), destroy: () => connection.destroy() };
+}
+
+/** A connection that knows its server: its version, our connection id and account, its start time. */
+export async function openSession(client: ClientSettings, options: { connectTimeoutMs?: number; multipleStatements?: boolean } = {}): Promise<Session> {
+  const link = await openLink(client, options);
   try {
-    const server = await readServerInfo(connection);
-    return {
-      connection,
-      server,
-      multipleStatements,
-      close: () => connection.end().catch(() => connection.destroy()),
-      destroy: () => connection.destroy(),
-    };
+    return { ...link, server: await readServerInfo(link.connection) };
   } catch (error) {
-    connection.destroy();
+    link.destroy();
     throw serverError(error, 'reading the server version');
   }
+}
+
+/**
+ * A session on a link to the server another session of ours has described: the holder's, with what
+ * freeze's session read, and the connection id the server gave the link in its handshake. (Were the
+ * server restarted between the two, the start time would name the wrong lifetime, and a KILL of this
+ * connection would be refused as not proven ours, never the reverse.)
+ */
+export function describedSession(link: Link, server: Omit<ServerInfo, 'connectionId'>): Session {
+  return { ...link, server: { ...server, connectionId: link.connection.threadId } };
 }
 
 /** A short-lived session for one piece of work, always closed afterwards. */

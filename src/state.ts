@@ -10,7 +10,7 @@ import { HOLDER_NAME } from './dispatch';
 import type { ErrorCode } from './errors';
 import type { LockMode, LockPlan } from './lockmodes';
 import type { Coordinates, ReplicationProbe } from './coordinates';
-import type { ConnectionProof } from './mysql';
+import type { ConnectionProof, ServerInfo } from './mysql';
 import type { ProcessIdentity } from './processes';
 
 export type HolderPhase = 'locking' | 'held' | 'released' | 'expired' | 'lost' | 'aborted';
@@ -109,12 +109,15 @@ export interface LockRequest {
   afterRelease: string[];
   /** whether to read replica channels under the lock (freeze asked before locking) */
   replication: ReplicationProbe;
+  /** the server as freeze's session read it: the holder's connection asks nothing before its lock */
+  server: Omit<ServerInfo, 'connectionId'>;
 }
 
 export type ToHolder = HolderStart | LockRequest | { type: 'ack' } | { type: 'abort' };
 
 export type FromHolder =
-  | { type: 'connected'; connection: ConnectionProof }
+  /** the id the server gave the holder's connection (in its handshake) */
+  | { type: 'connected'; connectionId: number }
   | { type: 'locked'; coordinates: Coordinates; lockedAt: number; waitedMs: number }
   | { type: 'failed'; code: ErrorCode; message: string; timedOut: boolean };
 

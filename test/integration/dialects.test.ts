@@ -357,8 +357,11 @@ for (const expectation of EXPECTATIONS) {
         const lockAt = holderStatements.indexOf(firstLock);
         assert.deepEqual(holderStatements.slice(lockAt, lockAt + plan.lock.length), plan.lock.map(normalize), 'the lock statements, in order');
         const beforeLock = holderStatements.slice(0, lockAt);
-        assert.ok(beforeLock.includes('SET SESSION lock_wait_timeout = 2'), `lock_wait_timeout is set first: ${holderStatements.join('; ')}`);
-        assert.ok(beforeLock.includes('SET SESSION wait_timeout = 40'), 'the dead-man switch (wait_timeout = max_lock_time + 10) is set first');
+        // Set just before the lock, in one statement: lock_wait_timeout, and the dead-man switch
+        // (wait_timeout = max_lock_time + 10). Nothing else before: freeze's session read the server.
+        assert.deepEqual(beforeLock, ['SET SESSION wait_timeout = 40, lock_wait_timeout = 2'], `the holder's statements before its lock: ${holderStatements.join('; ')}`);
+        assert.equal(fake.sessionVariable(holder, 'lock_wait_timeout'), '2');
+        assert.equal(fake.sessionVariable(holder, 'wait_timeout'), '40');
         const afterLock = holderStatements.slice(lockAt + plan.lock.length);
         const readsFirst = plan.coordinatesFrom === 'log_status' ? 'SELECT LOCAL FROM performance_schema.log_status' : expectation.binlogTried[0]?.[0];
         assert.equal(afterLock[0], readsFirst, `the coordinates are read under the lock: ${afterLock.join('; ')}`);

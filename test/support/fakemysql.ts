@@ -250,6 +250,8 @@ export interface FakeServer {
   /** locks held now, by connection */
   heldLocks(): Map<number, string[]>;
   /** answers statements matching the pattern with an error (e.g. to emulate a future removal) */
+  /** A connected session's variable, as its SET statements left it (undefined if never set). */
+  sessionVariable(connection: number, name: string): string | undefined;
   failWhen(pattern: RegExp, error: ErrorAnswer): void;
   /** [client] settings for src/mysql.ts openSession */
   client(): { user: string; password: string; host: string; port: number };
@@ -391,6 +393,11 @@ class Fake implements FakeServer {
     const held = new Map<number, string[]>();
     for (const session of this.sessions.values()) if (session.locks.size > 0) held.set(session.id, [...session.locks]);
     return held;
+  }
+
+  /** A connected session's variable, as its SET statements left it (undefined if never set). */
+  sessionVariable(connection: number, name: string): string | undefined {
+    return this.sessions.get(connection)?.variables.get(name);
   }
 
   failWhen(pattern: RegExp, error: ErrorAnswer): void {
@@ -752,21 +759,34 @@ class Fake implements FakeServer {
     return { columns, rows };
   }
 
-  // ---- everything else --------------------------------------------------------------------------------
-
-  private command(session: Session, statement: string, upper: string): Answer {
-    let match: RegExpExecArray | null;
-    if (/^SET STATEMENT /.test(upper) || /^BACKUP STAGE /.test(upper)) return syntaxError(statement); // MariaDB only
-    if ((match = /^SET (?:(SESSION|LOCAL|GLOBAL) |@@(SESSION|LOCAL|GLOBAL)\.)?(\w+)\s*=\s*(.+)$/i.exec(statement)) !== null) {
-      const scope = (match[1] ?? match[2] ?? 'SESSION').toUpperCase();
+  /**
+   * SET [SESSION|GLOBAL] a = 1, [SESSION|GLOBAL] b = 2: as MySQL, a variable without a scope takes the
+   * last one named before it; all are checked before any is set.
+   */
+  private setVariables(session: Session, list: string): Answer {
+    let scope = 'SESSION';
+    const assignments: Array<{ scope: string; name: string; value: string }> = [];
+    for (const item of splitList(list)) {
+      const match = /^(?:(SESSION|LOCAL|GLOBAL) |@@(SESSION|LOCAL|GLOBAL)\.)?(\w+)\s*=\s*(.+)$/i.exec(item);
+      if (match === null) return syntaxError(`SET ${list}`);
+      scope = (match[1] ?? match[2] ?? scope).toUpperCase();
       const name = (match[3] ?? '').toLowerCase();
       if (this.globalVariable(name) === undefined && !['sql_mode', 'names', 'autocommit', 'max_execution_time'].includes(name)) {
         return { kind: 'error', error: { errno: 1193, sqlState: 'HY000', message: `Unknown system variable '${name}'` } };
       }
       if (scope === 'GLOBAL' && !this.has(['SUPER', 'SYSTEM_VARIABLES_ADMIN'])) return accessDenied(['SUPER', 'SYSTEM_VARIABLES_ADMIN']);
-      session.variables.set(name, unquote(match[4] ?? ''));
-      return { kind: 'ok' };
+      assignments.push({ scope, name, value: unquote(match[4] ?? '') });
     }
+    for (const { name, value } of assignments) session.variables.set(name, value);
+    return { kind: 'ok' };
+  }
+
+  // ---- everything else --------------------------------------------------------------------------------
+
+  private command(session: Session, statement: string, upper: string): Answer {
+    let match: RegExpExecArray | null;
+    if (/^SET STATEMENT /.test(upper) || /^BACKUP STAGE /.test(upper)) return syntaxError(statement); // MariaDB only
+    if (/^SET /.test(upper) && !/^SET NAMES /.test(upper)) return this.setVariables(session, statement.slice(4));
     if (/^FLUSH (?:NO_WRITE_TO_BINLOG |LOCAL )?TABLES$/.test(upper)) return this.flushPrivilege() ?? { kind: 'ok' };
     if (upper === 'FLUSH TABLES WITH READ LOCK') return this.flushPrivilege() ?? this.acquire(session, 'FLUSH TABLES WITH READ LOCK', statement);
     if (upper === 'LOCK INSTANCE FOR BACKUP') {
