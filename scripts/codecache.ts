@@ -2,7 +2,7 @@
  * Run by the pinned runtime while the executable is built (scripts/build.ts): compiles one bundle
  * exactly as the executable will, runs it, and writes V8's code cache for it. V8 puts in a cache only
  * the functions compiled by then, so what runs here is what the executable finds compiled:
- * - a library (src/packages.ts): its loading;
+ * - a library (src/packages.ts): its loading; mysql2 also a session like ours (scripts/warmmysql2.ts);
  * - the program (`app`, src/seamain.ts): its warm-up (src/warmup.ts), the code that runs while writers
  *   wait on the lock, in a scratch directory.
  *   node codecache.js <package|app> <bundle> <cache file>
@@ -11,7 +11,9 @@ import fs = require('node:fs');
 import os = require('node:os');
 import path = require('node:path');
 import vm = require('node:vm');
+import type * as Mysql2Promise from 'mysql2/promise';
 import { APP_ASSETS, PACKAGES, runScript, wrapPackage, wrapScript, type PackageName } from '../src/packages';
+import { warmUpMysql2 } from './warmmysql2';
 
 async function main(): Promise<void> {
   const [name, bundle, cacheFile] = process.argv.slice(2);
@@ -30,6 +32,9 @@ async function main(): Promise<void> {
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
+  } else if (name === 'mysql2/promise') {
+    const { ok, resultSets, errors } = await warmUpMysql2(exports as typeof Mysql2Promise);
+    if (ok === 0 || resultSets === 0 || errors === 0) throw new Error(`mysql2's warm-up missed a path: ${ok} OK, ${resultSets} result sets, ${errors} errors`);
   }
   fs.writeFileSync(cacheFile, script.createCachedData());
 }
