@@ -1041,7 +1041,14 @@ async function main(): Promise<number> {
     durationS: round((now() - begun) / 1000, 1),
     options,
     machine,
-    executable: { path: options.exe, bytes: exeBytes, sha256: exeSha256, builtAt: exeBuiltAt, ...gitDescribe() },
+    executable: {
+      path: options.exe,
+      bytes: exeBytes,
+      sha256: exeSha256,
+      builtAt: exeBuiltAt,
+      // This checkout's commit describes only this checkout's build, not another given with --exe.
+      ...(path.resolve(options.exe) === EXECUTABLE ? gitDescribe() : { commit: null, srcDirty: null }),
+    },
     config: { lock_wait_timeout: 1, long_query_time: 1, max_lock_time: 60, freeze_timeout: 30 },
     table: rows.map((row) => ({ ...row, status: status(row) })),
     cpuMs: cpu,
