@@ -5,13 +5,25 @@
  * copied for every server. Each server gets its own directory under os.tmpdir(), its own socket and a
  * free TCP port on 127.0.0.1. Every server still running when the test process exits is SIGKILLed.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as mysql from 'mysql2/promise';
-import { findBinary, freePort } from '../../src/throwaway';
+import {
+  administratorName,
+  createFixtures,
+  findBinary,
+  freePort,
+  installArgs,
+  killThrowawayProcesses,
+  MariadbdProcess,
+  serverArgs,
+  serverFiles,
+  type ServerFiles,
+  type ServerOptions,
+} from '../../src/throwaway';
 
 const runFile = promisify(execFile);
 
@@ -47,41 +59,19 @@ export interface ConnectOptions {
   tcp?: boolean;
 }
 
-export interface StartOptions {
-  /** default true */
-  logBin?: boolean;
-  /** default 1 */
-  serverId?: number;
-  extraArgs?: string[];
-}
+export type StartOptions = ServerOptions;
 
 const BINARY_DIRECTORIES = ['/usr/sbin', '/usr/bin'];
 const SERVER_BINARY = 'mariadbd';
 const INSTALL_BINARY = 'mariadb-install-db';
-const READY_POLL_MS = 50;
-const READY_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 30_000;
-/** sun_path holds 108 bytes including the terminating NUL. */
-const SOCKET_PATH_LIMIT = 107;
-/** Options that shape the files mariadb-install-db writes, so that the copies start without resizing. */
-const STORAGE_ARGS = ['--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M'];
 
-/** Signals after which the process is still there. */
-const RESUMABLE_SIGNALS: readonly NodeJS.Signals[] = ['SIGSTOP', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU'];
-
-const runningProcesses = new Set<ChildProcess>();
 let templateBuilt: Promise<string> | undefined;
 
-function killRunningServers(): void {
-  for (const child of runningProcesses) child.kill('SIGKILL');
-}
-
-process.on('exit', killRunningServers);
 // 'exit' is not emitted when a signal ends the process (the test runner cancelling a file): kill the
 // servers, then let the signal do what it would have done.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
-    killRunningServers();
+    killThrowawayProcesses();
     process.kill(process.pid, signal);
   });
 }
@@ -92,13 +82,11 @@ export function mariadbInstalled(): boolean {
 
 export async function startMariaDB(options: StartOptions = {}): Promise<TestServer> {
   const template = await ensureTemplate();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-mariadb-'));
-  const port = await freePort();
-  const server = new MariaDBServer(dir, port, serverArgs(dir, port, options));
+  const server = await newServer(options);
   try {
     await runFile('cp', ['-a', template, server.datadir]);
     await server.start();
-    await createFixtures(server);
+    await createFixtures((sql, params) => server.query(sql, params), TEST_USER);
   } catch (error) {
     await server.remove();
     throw error;
@@ -114,9 +102,7 @@ export async function startMariaDB(options: StartOptions = {}): Promise<TestServ
  * created: the data is the original's.
  */
 export async function startMariaDBOnDatadir(datadir: string, options: StartOptions = {}): Promise<TestServer> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-mariadb-'));
-  const port = await freePort();
-  const server = new MariaDBServer(dir, port, serverArgs(dir, port, options));
+  const server = await newServer(options);
   try {
     await moveDirectory(datadir, server.datadir);
     rewriteBinlogIndex(server.datadir);
@@ -146,57 +132,45 @@ function rewriteBinlogIndex(datadir: string): void {
   fs.writeFileSync(index, rewritten.join('\n'));
 }
 
+async function newServer(options: StartOptions): Promise<MariaDBServer> {
+  const files = serverFiles(fs.mkdtempSync(path.join(os.tmpdir(), 'vms-mariadb-')));
+  const port = await freePort();
+  return new MariaDBServer(files, port, new MariadbdProcess(requireBinary(SERVER_BINARY), files, serverArgs(files, port, options)));
+}
+
+/** The process is src/throwaway.ts's MariadbdProcess, as for the demo's server. */
 class MariaDBServer implements TestServer {
+  readonly dir: string;
   readonly datadir: string;
   readonly socket: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  /** a signal that may end the current process was sent to it */
-  private terminating = false;
 
   constructor(
-    readonly dir: string,
+    files: ServerFiles,
     readonly port: number,
-    private readonly args: readonly string[],
+    private readonly mariadbd: MariadbdProcess,
   ) {
-    this.datadir = path.join(dir, 'data');
-    this.socket = socketPath(dir);
+    this.dir = files.dir;
+    this.datadir = files.datadir;
+    this.socket = files.socket;
   }
 
   get pid(): number {
-    if (this.child?.pid === undefined) throw new Error(`mariadbd in ${this.dir} is not running`);
-    return this.child.pid;
+    const pid = this.mariadbd.pid;
+    if (pid === undefined) throw new Error(`mariadbd in ${this.dir} is not running`);
+    return pid;
   }
 
   /** After kill() with a terminating signal, waits for that process to exit first. */
-  async start(): Promise<void> {
-    if (this.child !== undefined && !this.terminating) {
-      throw new Error(`mariadbd in ${this.dir} is already running`);
-    }
-    await this.exited;
-    const child = spawn(requireBinary(SERVER_BINARY), this.args, {
-      detached: false,
-      stdio: 'ignore',
-    });
-    this.track(child);
-    await this.waitUntilReady(child);
+  start(): Promise<void> {
+    return this.mariadbd.start();
   }
 
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (child === undefined) return this.exited;
-    const killTimer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.kill('SIGTERM');
-    // A stopped (SIGSTOP) server only sees the SIGTERM once it runs again.
-    child.kill('SIGCONT');
-    await this.exited;
-    clearTimeout(killTimer);
+  stop(): Promise<void> {
+    return this.mariadbd.stop();
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.child === undefined) return;
-    if (!RESUMABLE_SIGNALS.includes(signal)) this.terminating = true;
-    this.child.kill(signal);
+    this.mariadbd.signal(signal);
   }
 
   async remove(): Promise<void> {
@@ -222,105 +196,6 @@ class MariaDBServer implements TestServer {
       password: options.password,
     });
   }
-
-  private track(child: ChildProcess): void {
-    this.child = child;
-    this.terminating = false;
-    runningProcesses.add(child);
-    this.exited = new Promise((resolve) => {
-      child.once('exit', () => {
-        runningProcesses.delete(child);
-        if (this.child === child) this.child = undefined;
-        resolve();
-      });
-      // A spawn failure emits 'error' and may never emit 'exit'.
-      child.once('error', () => {
-        runningProcesses.delete(child);
-        if (this.child === child) this.child = undefined;
-        resolve();
-      });
-    });
-  }
-
-  private async waitUntilReady(child: ChildProcess): Promise<void> {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (;;) {
-      if (this.child !== child) throw this.startError('mariadbd exited during startup');
-      if (await this.canConnect()) return;
-      if (Date.now() > deadline) {
-        await this.stop();
-        throw this.startError(`mariadbd did not accept connections within ${READY_TIMEOUT_MS / 1000} s`);
-      }
-      await delay(READY_POLL_MS);
-    }
-  }
-
-  private async canConnect(): Promise<boolean> {
-    try {
-      const connection = await this.connect();
-      await connection.end();
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  private startError(message: string): Error {
-    return new Error(`${message} (${this.dir}); tail of error.log:\n${tailOf(path.join(this.dir, 'error.log'))}`);
-  }
-}
-
-function serverArgs(dir: string, port: number, options: StartOptions): string[] {
-  const args = [
-    '--no-defaults',
-    `--datadir=${path.join(dir, 'data')}`,
-    `--socket=${socketPath(dir)}`,
-    `--port=${port}`,
-    '--bind-address=127.0.0.1',
-    `--pid-file=${path.join(dir, 'mysqld.pid')}`,
-    `--log-error=${path.join(dir, 'error.log')}`,
-    '--skip-name-resolve',
-    ...STORAGE_ARGS,
-    '--max-connections=2000',
-    ...rootUserArgs(),
-  ];
-  if (options.logBin !== false) {
-    args.push(`--log-bin=${path.join(dir, 'data', 'binlog')}`, `--server-id=${options.serverId ?? 1}`);
-    args.push('--binlog-format=ROW');
-  }
-  return [...args, ...(options.extraArgs ?? [])];
-}
-
-function socketPath(dir: string): string {
-  const socket = path.join(dir, 'mysqld.sock');
-  if (Buffer.byteLength(socket) > SOCKET_PATH_LIMIT) {
-    throw new Error(`socket path ${socket} is longer than ${SOCKET_PATH_LIMIT} bytes: set TMPDIR to a shorter path`);
-  }
-  return socket;
-}
-
-function isRoot(): boolean {
-  return process.geteuid?.() === 0;
-}
-
-function rootUserArgs(): string[] {
-  return isRoot() ? ['--user=root'] : [];
-}
-
-/** The socket-authenticated superuser: root, or the current user's own account when not running as root. */
-function administratorName(): string {
-  return isRoot() ? 'root' : os.userInfo().username;
-}
-
-async function createFixtures(server: TestServer): Promise<void> {
-  for (const host of ['localhost', '127.0.0.1']) {
-    await server.query('CREATE USER ?@? IDENTIFIED BY ?', [TEST_USER.name, host, TEST_USER.password]);
-    await server.query('GRANT RELOAD, PROCESS, BINLOG MONITOR ON *.* TO ?@?', [TEST_USER.name, host]);
-  }
-  await server.query('CREATE DATABASE app');
-  await server.query(
-    'CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, note VARCHAR(100)) ENGINE=InnoDB',
-  );
 }
 
 /**
@@ -350,16 +225,8 @@ async function buildTemplate(): Promise<string> {
 }
 
 async function installDatabase(datadir: string): Promise<void> {
-  const args = [
-    '--no-defaults',
-    `--datadir=${datadir}`,
-    '--auth-root-authentication-method=socket',
-    '--skip-test-db',
-    ...STORAGE_ARGS,
-  ];
-  args.push(...(isRoot() ? ['--user=root'] : [`--auth-root-socket-user=${os.userInfo().username}`]));
   try {
-    await runFile(requireBinary(INSTALL_BINARY), args, { maxBuffer: 16 * 1024 * 1024 });
+    await runFile(requireBinary(INSTALL_BINARY), installArgs(datadir), { maxBuffer: 16 * 1024 * 1024 });
   } catch (error) {
     throw new Error(`${INSTALL_BINARY} failed: ${describeExecError(error)}`);
   }
@@ -394,14 +261,3 @@ function requireBinary(name: string): string {
 }
 
 
-function tailOf(file: string, lines = 30): string {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no error.log)';
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
