@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { makeHookSetup, readLog, runHook, type HookSetup } from '../support/hook';
 import { startMariaDB, startMariaDBOnDatadir, type TestServer } from '../support/mariadb';
+import { waitFor } from '../support/wait';
 
 const runFile = promisify(execFile);
 
@@ -132,25 +133,9 @@ function totalCommits(): number {
   return writers.reduce((sum, writer) => sum + writer.commits, 0);
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, describe?: () => Promise<string>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${await describe()}` : ''}`);
-    }
-    await sleep(50);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** SIGSTOP is delivered asynchronously: wait until every thread of mariadbd has stopped. */
 async function waitUntilStopped(pid: number): Promise<void> {
-  await waitFor(`mariadbd ${pid} to stop`, 5000, async () => {
+  await waitFor(`mariadbd ${pid} to stop`, async () => {
     const states = fs.readdirSync(`/proc/${pid}/task`).map((task) => {
       try {
         return fs.readFileSync(`/proc/${pid}/task/${task}/stat`, 'latin1').split(') ')[1]?.[0];
@@ -159,7 +144,7 @@ async function waitUntilStopped(pid: number): Promise<void> {
       }
     });
     return states.every((state) => state === 'T' || state === 't') ? true : undefined;
-  });
+  }, { timeoutMs: 5000 });
 }
 
 function lastAcquired(): Coordinates {
@@ -292,7 +277,7 @@ async function snapshotCycle(cycle: number): Promise<void> {
   // A new binary-log file every cycle, so that the decoded history spans several files.
   await origin.query('FLUSH BINARY LOGS');
   const target = totalCommits() + COMMITS_BETWEEN_CYCLES;
-  await waitFor(`${COMMITS_BETWEEN_CYCLES} more commits`, 30_000, async () => (totalCommits() >= target ? true : undefined), async () => `${totalCommits()} of ${target}; errors: ${writers.flatMap((w) => w.errors).join('; ')}`);
+  await waitFor(`${COMMITS_BETWEEN_CYCLES} more commits`, async () => (totalCommits() >= target ? true : undefined), { timeoutMs: 30_000, describe: async () => `${totalCommits()} of ${target}; errors: ${writers.flatMap((w) => w.errors).join('; ')}` });
 
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze'], { timeoutMs: 45_000 });
   assert.equal(frozen.code, 0, `freeze: ${frozen.stderr}`);
@@ -351,10 +336,10 @@ async function snapshotCycle(cycle: number): Promise<void> {
     await copy.query(`CHANGE MASTER TO ${source}, MASTER_LOG_FILE = ?, MASTER_LOG_POS = ?, MASTER_USE_GTID = no`, [coordinates.binlog.file, coordinates.binlog.position]);
   }
   await copy.query('START SLAVE');
-  await waitFor(`the replica of cycle ${cycle} to run`, 20_000, async () => {
+  await waitFor(`the replica of cycle ${cycle} to run`, async () => {
     const status = await slaveStatus(copy);
     return status['Slave_IO_Running'] === 'Yes' && status['Slave_SQL_Running'] === 'Yes' ? true : undefined;
-  }, async () => describeSlave(await slaveStatus(copy)));
+  }, { timeoutMs: 20_000, describe: async () => describeSlave(await slaveStatus(copy)) });
   process.stdout.write(`${log}; ${actualIds.size} rows, ${expected.transactions.size} transactions in the snapshot; replica seeded by ${mode}\n`);
 }
 
@@ -375,7 +360,7 @@ test('the replicas seeded from the snapshots catch up with the origin to identic
   const target = { file: String(master?.['File']), position: Number(master?.['Position']), gtid: String(originGtid?.['pos']) };
 
   for (const copy of copies) {
-    await waitFor(`the replica of cycle ${copy.cycle} to catch up with ${JSON.stringify(target)}`, 60_000, async () => {
+    await waitFor(`the replica of cycle ${copy.cycle} to catch up with ${JSON.stringify(target)}`, async () => {
       const status = await slaveStatus(copy.server);
       if (status['Slave_SQL_Running'] !== 'Yes' || status['Slave_IO_Running'] !== 'Yes') {
         throw new Error(`the replica of cycle ${copy.cycle} stopped: ${describeSlave(status)}`);
@@ -385,7 +370,7 @@ test('the replicas seeded from the snapshots catch up with the origin to identic
       }
       const [replicaGtid] = await copy.server.query<RowDataPacket[]>('SELECT @@global.gtid_slave_pos AS pos');
       return String(replicaGtid?.['pos']) === target.gtid ? true : undefined;
-    }, async () => describeSlave(await slaveStatus(copy.server)));
+    }, { timeoutMs: 60_000, describe: async () => describeSlave(await slaveStatus(copy.server)) });
   }
 
   const tables = ['app.events', 'app.counter', 'app.t'];

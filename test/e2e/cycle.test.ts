@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { makeHookSetup, ourHolders, readLog, runHook, spawnHook, type HookSetup } from '../support/hook';
-import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
+import { events, type HookSetup, lineOf, makeHookSetup, ourHolders, readLog, runHook, spawnHook } from '../support/hook';
+import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
+import { sleep } from '../support/wait';
 
 let server: TestServer;
 
@@ -22,38 +23,14 @@ after(async () => {
   await server.remove();
 });
 
-/** An INSERT that waits at most 1 s for locks: resolves with the error code, or 'ok'. */
-async function tryInsert(): Promise<string> {
-  const connection = await server.connect();
-  try {
-    await connection.query('SET SESSION lock_wait_timeout = 1');
-    await connection.query("INSERT INTO app.t (v, note) VALUES (42, 'probe')");
-    return 'ok';
-  } catch (error) {
-    return String((error as { code?: string }).code);
-  } finally {
-    await connection.end();
-  }
-}
-
 const holderProcesses = ourHolders;
 
 async function snapshotUserConnections(): Promise<RowDataPacket[]> {
   return server.query<RowDataPacket[]>("SELECT ID, COMMAND, INFO FROM information_schema.PROCESSLIST WHERE USER = 'snapshot'");
 }
 
-function events(setup: HookSetup): string[] {
-  return readLog(setup).map((line) => String(line['event']));
-}
-
-function lineOf(setup: HookSetup, event: string): Record<string, unknown> {
-  const line = readLog(setup).find((entry) => entry['event'] === event);
-  assert.ok(line, `log has no ${event} line; events: ${events(setup).join(', ')}`);
-  return line;
-}
-
 async function assertNothingLeft(): Promise<void> {
-  assert.equal(await tryInsert(), 'ok', 'writes flow');
+  assert.equal(await tryInsert(server), 'ok', 'writes flow');
   assert.deepEqual(holderProcesses(), [], 'no lock holder process is left');
   // The holder closes its connection just after answering; give the server a moment to drop it.
   for (let i = 0; i < 50 && (await snapshotUserConnections()).length > 0; i += 1) await sleep(20);
@@ -69,19 +46,15 @@ function newSetup(context: TestContext, options: Parameters<typeof makeHookSetup
   return setup;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 test('freeze holds the lock, records the coordinates, and thaw releases it', async (context) => {
   const setup = newSetup(context);
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(frozen.code, 0, frozen.stderr);
   assert.match(frozen.stdout, /^locked: binlog binlog\.\d+:\d+/);
 
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'a write is blocked while frozen');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'a write is blocked while frozen');
   const [status] = await server.query<RowDataPacket[]>('SHOW MASTER STATUS');
-  const acquired = lineOf(setup, 'lock.acquired') as { coordinates: { binlog: { file: string; position: number } } };
+  const acquired = lineOf(readLog(setup), 'lock.acquired') as { coordinates: { binlog: { file: string; position: number } } };
   assert.deepEqual(acquired.coordinates.binlog, { file: status?.['File'], position: Number(status?.['Position']) });
 
   const statusOutput = await runHook(setup, 'vmware-mysql-snapshot', ['status', '--json']);
@@ -94,13 +67,13 @@ test('freeze holds the lock, records the coordinates, and thaw releases it', asy
   assert.match(thawed.stdout, /^released after \d+ ms/);
   await assertNothingLeft();
   // thaw asks for the release before it loads its logger, so lock.released may precede thaw.start.
-  const cycle = events(setup).filter((event) => event.startsWith('lock.') || event.startsWith('thaw.'));
+  const cycle = events(readLog(setup)).filter((event) => event.startsWith('lock.') || event.startsWith('thaw.'));
   assert.equal(cycle[0], 'lock.acquired');
   assert.deepEqual([...cycle.slice(1, 3)].sort(), ['lock.released', 'thaw.start']);
   assert.equal(cycle[3], 'thaw.released');
   assert.equal(cycle.length, 4);
-  assert.equal(lineOf(setup, 'thaw.start')['signalled'], true, 'thaw signalled the holder before it loaded its logger');
-  assert.equal(lineOf(setup, 'lock.released')['reason'], 'requested');
+  assert.equal(lineOf(readLog(setup), 'thaw.start')['signalled'], true, 'thaw signalled the holder before it loaded its logger');
+  assert.equal(lineOf(readLog(setup), 'lock.released')['reason'], 'requested');
   for (const line of readLog(setup)) {
     assert.equal(typeof line['op'], 'string');
     assert.equal(typeof line['pid'], 'number');
@@ -108,7 +81,7 @@ test('freeze holds the lock, records the coordinates, and thaw releases it', asy
 
   const again = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(again.code, 0, 'thaw twice is fine');
-  assert.equal(events(setup).at(-1), 'thaw.nothing_held');
+  assert.equal(events(readLog(setup)).at(-1), 'thaw.nothing_held');
 });
 
 test('the freeze pipe reaches EOF while the holder lives on, and the holder has no password or NODE_OPTIONS', async (context) => {
@@ -157,7 +130,7 @@ test('a SIGUSR1 to the holder opens no debugger, and the lock stays held', async
   assert.ok(holder !== undefined);
   // Node's default: start the inspector on 127.0.0.1:9229, where any local user could run code as root.
   process.kill(holder, 'SIGUSR1');
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'still locked (and a second for an inspector to show up)');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'still locked (and a second for an inspector to show up)');
   assert.deepEqual(inspectorListeners(), [], 'no inspector was started');
   assert.deepEqual(holderProcesses(), [holder], 'the holder carries on');
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
@@ -174,7 +147,7 @@ for (const [name, freezeArgs, thawArgs] of [
     const setup = newSetup(context);
     const frozen = await runHook(setup, name, [...freezeArgs]);
     assert.equal(frozen.code, 0, frozen.stderr);
-    assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT');
+    assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT');
     const thawed = await runHook(setup, name, [...thawArgs]);
     assert.equal(thawed.code, 0, thawed.stderr);
     await assertNothingLeft();
@@ -187,7 +160,7 @@ test('a second freeze while the lock is held fails and leaves the first lock alo
   const second = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(second.code, 1);
   assert.match(second.stderr, /already held by holder pid \d+.*post-thaw-script thaw/);
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'the first lock is still held');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'the first lock is still held');
   assert.equal((await runHook(setup, 'post-thaw-script', ['thaw'])).code, 0);
   await assertNothingLeft();
 });
@@ -209,11 +182,11 @@ test('at max_lock_time the holder releases by itself, and the later thaw reports
   assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 0);
   await sleep(2500);
   await assertNothingLeft();
-  assert.ok(events(setup).includes('lock.expired'));
+  assert.ok(events(readLog(setup)).includes('lock.expired'));
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 3, 'thaw fails');
   assert.match(thawed.stderr, /max_lock_time \(1\.5 s\).*may not be consistent/);
-  assert.equal(events(setup).at(-1), 'thaw.inconsistent');
+  assert.equal(events(readLog(setup)).at(-1), 'thaw.inconsistent');
 });
 
 test('a holder killed while holding: the lock goes with it, and thaw reports the snapshot inconsistent', async (context) => {
@@ -243,10 +216,10 @@ test('a long-running write defers the lock, and no writer stalls for longer than
   const longest = await stalls.stop();
   await longStatement;
   assert.equal(frozen.code, 0, frozen.stderr);
-  const logEvents = events(setup);
+  const logEvents = events(readLog(setup));
   assert.ok(logEvents.includes('window.blocked'), `the long statement was seen: ${logEvents.join(', ')}`);
   assert.ok(logEvents.some((event) => event === 'lock.timeout' || event === 'lock.abandoned'), `an attempt was given up: ${logEvents.join(', ')}`);
-  const acquired = lineOf(setup, 'lock.acquired') as { attempts: number };
+  const acquired = lineOf(readLog(setup), 'lock.acquired') as { attempts: number };
   assert.ok(acquired.attempts >= 2);
   // The writer measures until freeze has exited; the lock it then runs into is the snapshot's, not a stall.
   assert.ok(longest.beforeLock < 1000 + 700, `longest stall of a writer before the lock: ${longest.beforeLock} ms`);
@@ -297,7 +270,7 @@ test('SIGTERM to a freeze whose holder waits for the lock releases everything', 
   await longStatement;
   await longWriter.end();
   await assertNothingLeft();
-  assert.ok(events(setup).includes('freeze.aborted'));
+  assert.ok(events(readLog(setup)).includes('freeze.aborted'));
 });
 
 test('a holder that does not answer is stopped by thaw after proving it is ours, and nothing is left', async (context) => {
@@ -309,7 +282,7 @@ test('a holder that does not answer is stopped by thaw after proving it is ours,
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw'], { timeoutMs: 20_000 });
   // The lock was held until thaw ended it, so the snapshot was covered.
   assert.equal(thawed.code, 0, thawed.stderr);
-  const logEvents = events(setup);
+  const logEvents = events(readLog(setup));
   assert.ok(logEvents.includes('holder.killed'), logEvents.join(', '));
   await assertNothingLeft();
 });

@@ -11,21 +11,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { DEFAULTS } from '../../src/config';
-import {
-  makeHookSetup,
-  quoteOptionValue,
-  readLog,
-  runHook as runHookRaw,
-  writeConfig,
-  type HookResult,
-  type HookSetup,
-  type HookSetupOptions,
-  ourHolders,
-  spawnCollected,
-  closedWithin,
-  type Spawned,
-} from '../support/hook';
-import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
+import { closedWithin, events, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, ourHolders, quoteOptionValue, readLog, runHook as runHookRaw, spawnCollected, type Spawned, writeConfig } from '../support/hook';
+import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
+import { waitFor } from '../support/wait';
 
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -62,32 +50,6 @@ function spawnHook(setup: HookSetup, name: string, args: string[]): Spawned {
   return hook;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-type LogLine = Record<string, any>;
-
-function events(lines: readonly LogLine[]): string[] {
-  return lines.map((line) => String(line['event']));
-}
-
-function lineOf(lines: readonly LogLine[], event: string): LogLine {
-  const line = lines.find((entry) => entry['event'] === event);
-  assert.ok(line, `log has no ${event} line; events: ${events(lines).join(', ')}`);
-  return line;
-}
-
 /**
  * Without a valid configuration the hook cannot know its log_file and logs to the default one
  * (/var/log/vmware-mysql-snapshot.log), or to stderr if it cannot open that. The lines about this run
@@ -120,22 +82,8 @@ function defaultLogText(): string {
   }
 }
 
-/** An INSERT that waits at most 1 s for locks: 'ok', or the error code. */
-async function tryInsert(): Promise<string> {
-  const connection = await server.connect();
-  try {
-    await connection.query('SET SESSION lock_wait_timeout = 1');
-    await connection.query("INSERT INTO app.t (v, note) VALUES (7, 'errors.test probe')");
-    return 'ok';
-  } catch (error) {
-    return String((error as { code?: string }).code);
-  } finally {
-    await connection.end();
-  }
-}
-
 async function assertNothingLeft(): Promise<void> {
-  assert.equal(await tryInsert(), 'ok', 'a write from another connection goes through: nothing is held');
+  assert.equal(await tryInsert(server), 'ok', 'a write from another connection goes through: nothing is held');
   assert.deepEqual(ourHolders(), [], 'no pre-freeze-mysql-lock process is left');
 }
 
@@ -301,7 +249,7 @@ test('missing privileges: exit 1 with the GRANT that fixes it; after that GRANT,
     assert.equal(frozen.code, 0, frozen.stderr);
     assert.match(frozen.stdout, /^locked: binlog binlog\.\d+:\d+/);
     lineOf(readLog(setup), 'lock.acquired');
-    assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'writes wait while frozen');
+    assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'writes wait while frozen');
     assert.equal(ourHolders().length, 1, 'the process scan sees the holder of this file (so its empty answers mean something)');
 
     const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);

@@ -25,19 +25,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import {
-  EXECUTABLE,
-  makeHookSetup,
-  readLog,
-  runHook as runHookRaw,
-  type HookResult,
-  type HookSetup,
-  type HookSetupOptions,
-  spawnCollected,
-  closedWithin,
-  type Spawned,
-} from '../support/hook';
-import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
+import { closedWithin, events, EXECUTABLE, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, readLog, runHook as runHookRaw, spawnCollected, type Spawned } from '../support/hook';
+import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
+import { sleep, waitFor } from '../support/wait';
 
 /**
  * Other test files may run their own holders on this machine at the same time. The holder keeps TZ from
@@ -100,38 +90,12 @@ function newSetup(context: TestContext, options: HookSetupOptions = {}): HookSet
 // ---------------------------------------------------------------------------------------------------
 // small helpers
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
 function killQuietly(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
   } catch {
     // gone already
   }
-}
-
-type LogLine = Record<string, any>;
-
-function events(lines: readonly LogLine[]): string[] {
-  return lines.map((line) => String(line['event']));
-}
-
-function lineOf(lines: readonly LogLine[], event: string): LogLine {
-  const line = lines.find((entry) => entry['event'] === event);
-  assert.ok(line, `log has no ${event} line; events: ${events(lines).join(', ')}`);
-  return line;
 }
 
 /** The JSON log lines in a text (stderr when the log file cannot be used). */
@@ -210,7 +174,7 @@ async function startUnrelatedProcess(context: TestContext, options: { argv0?: st
   const identity = await waitFor(`sleep ${pid} to run`, () => {
     const found = identityOf(pid);
     return found !== null && found.exe.endsWith('/sleep') ? found : undefined;
-  }, 5000);
+  }, { timeoutMs: 5000 });
   return { child, identity };
 }
 
@@ -222,20 +186,6 @@ function assertStillRunning(identity: ProcessIdentity, what: string): void {
 
 // ---------------------------------------------------------------------------------------------------
 // the server
-
-/** An INSERT that waits at most 1 s for locks: 'ok', or the error code. */
-async function tryInsert(): Promise<string> {
-  const connection = await server.connect();
-  try {
-    await connection.query('SET SESSION lock_wait_timeout = 1');
-    await connection.query("INSERT INTO app.t (v, note) VALUES (7, 'faults.test probe')");
-    return 'ok';
-  } catch (error) {
-    return String((error as { code?: string }).code);
-  } finally {
-    await connection.end().catch(() => undefined);
-  }
-}
 
 /** Statements of our holders on the server (FLUSH ... tagged "vmware-mysql-snapshot holder PID"). */
 async function ourStatements(): Promise<RowDataPacket[]> {
@@ -316,7 +266,7 @@ async function startBlocker(context: TestContext, seconds: number): Promise<{ id
 async function assertNoFlushOfOurs(when: string): Promise<void> {
   const running = (await ourStatements()).filter((row) => row['COMMAND'] !== 'Killed');
   assert.deepEqual(running.map((row) => String(row['INFO'])), [], `no statement of ours runs on the server ${when}`);
-  await waitFor(`the KILLed statements of ours to leave the processlist ${when}`, async () => ((await ourStatements()).length === 0 ? true : undefined), 1000);
+  await waitFor(`the KILLed statements of ours to leave the processlist ${when}`, async () => ((await ourStatements()).length === 0 ? true : undefined), { timeoutMs: 1000 });
 }
 
 /** Waits until a FLUSH of our holder waits on the server; returns its processlist row. */
@@ -431,7 +381,7 @@ function startWriter(context: TestContext): Writer {
     acked: () => ackedValues.size,
     progress: (ms) => {
       const before = ackedValues.size;
-      return waitFor('the writer to get a write acknowledged', () => (ackedValues.size > before ? true : undefined), ms).then(() => undefined);
+      return waitFor('the writer to get a write acknowledged', () => (ackedValues.size > before ? true : undefined), { timeoutMs: ms }).then(() => undefined);
     },
     stopAndCheck: async () => {
       await stop();
@@ -454,7 +404,7 @@ interface NothingLeftOptions {
 }
 
 async function assertNothingLeft(options: NothingLeftOptions = {}): Promise<void> {
-  assert.equal(await tryInsert(), 'ok', 'a write from another connection goes through: nothing is held');
+  assert.equal(await tryInsert(server), 'ok', 'a write from another connection goes through: nothing is held');
   assert.deepEqual(ourHolders(), [], `no ${HOLDER_NAME} process of this file is left`);
   assert.deepEqual(await ourStatements(), [], 'no statement of our holders is left on the server');
   const except = options.connections === false ? [] : (options.bystanders?.connectionIds ?? []);
@@ -469,7 +419,7 @@ async function assertFullCycle(setup: HookSetup, env: NodeJS.ProcessEnv = {}): P
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze'], { env });
   assert.equal(frozen.code, 0, frozen.stderr);
   assert.match(frozen.stdout, /^locked: binlog binlog\.\d+:\d+/);
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'a write waits while frozen');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'a write waits while frozen');
   assert.equal(ourHolders().length, 1, 'the process scan sees the holder of this file');
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw'], { env });
   assert.equal(thawed.code, 0, thawed.stderr);
@@ -546,7 +496,7 @@ test('1. SIGKILL of the holder while its FLUSH waits: freeze fails at once and e
   if (code === 0) {
     // It retried and locked: that is allowed, and then the lock must really be held and thaw release it.
     assert.match(freeze.stdout(), /^locked: /);
-    assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT');
+    assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT');
     assert.equal((await runHook(setup, 'post-thaw-script', ['thaw'])).code, 0);
   } else {
     assert.equal(code, 1, freeze.stderr());
@@ -584,10 +534,10 @@ test('2. SIGKILL of freeze while it waits for a quiet moment: no holder or conne
 
   assert.ok(fs.existsSync(path.join(setup.runDir, 'freeze.lock')), 'the killed freeze left its freeze lock behind (the next freeze must cope)');
   // Freeze starts its holder early (it connects while freeze waits); with freeze gone it must go too.
-  await waitFor('the early holder to notice its freeze is gone', () => (ourHolders().length === 0 ? true : undefined), 3000);
+  await waitFor('the early holder to notice its freeze is gone', () => (ourHolders().length === 0 ? true : undefined), { timeoutMs: 3000 });
   assert.equal(fs.existsSync(statePath(setup)), false, 'no holder state: a holder never told to lock writes none');
-  await waitFor('the killed freeze\'s connection to go', async () => ((await hookConnections(bystanders.connectionIds)).length === 0 ? true : undefined), 5000);
-  assert.equal(await tryInsert(), 'ok');
+  await waitFor('the killed freeze\'s connection to go', async () => ((await hookConnections(bystanders.connectionIds)).length === 0 ? true : undefined), { timeoutMs: 5000 });
+  assert.equal(await tryInsert(server), 'ok');
 
   await blocker.stop();
   const next = await runHook(setup, 'pre-freeze-script', ['freeze']);
@@ -595,7 +545,7 @@ test('2. SIGKILL of freeze while it waits for a quiet moment: no holder or conne
   assert.equal(next.code, 0, next.stderr);
   assert.doesNotMatch(next.stderr, /another freeze|already being held/);
   assert.ok(next.ms < 3000, `the next freeze took ${next.ms} ms: the dead freeze's lock was taken over at once`);
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'the next freeze holds the lock');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'the next freeze holds the lock');
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
   assert.ok(!events(readLog(setup)).includes('freeze.failed'), events(readLog(setup)).join(', '));
@@ -618,11 +568,7 @@ test('3. SIGKILL of freeze while its holder waits for the lock: the holder gives
   const { signal } = await closedWithin(freeze, 5000);
   assert.equal(signal, 'SIGKILL');
   const bound = (5 + 2) * 1000;
-  await waitFor(
-    'the holder and its FLUSH to be gone',
-    async () => (ourHolders().length === 0 && (await ourStatements()).length === 0 ? true : undefined),
-    bound,
-  );
+  await waitFor('the holder and its FLUSH to be gone', async () => (ourHolders().length === 0 && (await ourStatements()).length === 0 ? true : undefined), { timeoutMs: bound });
   const goneAfter = Date.now() - killedAt;
   context.diagnostic(`the holder and its FLUSH were gone ${goneAfter} ms after freeze's SIGKILL`);
   assert.ok(goneAfter < bound, `gone after ${goneAfter} ms`);
@@ -658,7 +604,7 @@ test('5. the server restarted while the lock is held: thaw exits 3 (lock lost), 
   assert.ok(writer.acked() <= ackedWhenFrozen + 1, 'the writer is held up by the lock');
   try {
     await server.stop();
-    await waitFor('the holder to notice and exit', () => (ourHolders().length === 0 ? true : undefined), 10_000);
+    await waitFor('the holder to notice and exit', () => (ourHolders().length === 0 ? true : undefined), { timeoutMs: 10_000 });
   } finally {
     await server.start();
   }
@@ -795,7 +741,7 @@ test('7d. freezeFail after an expired hold (max_lock_time = 1): exit 0, nothing 
   const bystanders = await startBystanders(context);
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(frozen.code, 0, frozen.stderr);
-  await waitFor('the hold to expire', () => (events(readLog(setup)).includes('lock.expired') ? true : undefined), 5000);
+  await waitFor('the hold to expire', () => (events(readLog(setup)).includes('lock.expired') ? true : undefined), { timeoutMs: 5000 });
   const failed = await runHook(setup, 'post-thaw-script', ['freezeFail']);
   assert.equal(failed.code, 0, failed.stderr);
   assert.match(failed.stdout, /^nothing held any more \(the lock was released after max_lock_time \(1 s\), before freezeFail\)\n$/);
@@ -821,7 +767,7 @@ test('8. state of a crashed run (a dead holder, phase held): freeze clears it (f
   const last = JSON.parse(fs.readFileSync(path.join(setup.runDir, 'last.json'), 'utf8')) as { holder: { pid: number }; thaw: { outcome: string } };
   assert.equal(last.holder.pid, pid, 'the crashed run is kept as the last run');
   assert.equal(last.thaw.outcome, 'inconsistent');
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'locked');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'locked');
 
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
@@ -849,7 +795,7 @@ async function startLookalikeHolder(context: TestContext): Promise<ProcessIdenti
   return waitFor(`the look-alike holder ${pid} to run`, () => {
     const found = identityOf(pid);
     return found !== null && found.exe === exe && found.name === HOLDER_NAME ? found : undefined;
-  }, 5000);
+  }, { timeoutMs: 5000 });
 }
 
 /**
@@ -957,7 +903,7 @@ for (const variant of UNTRUSTED_VARIANTS) {
     const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
     assert.equal(frozen.code, 0, frozen.stderr);
     assert.match(String(lineOf(readLog(setup), 'freeze.stale_state')['reason']), UNTRUSTED_REASONS[variant]);
-    assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'locked');
+    assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'locked');
     const state = fs.lstatSync(statePath(setup));
     assert.ok(state.isFile() && state.uid === 0 && (state.mode & 0o077) === 0, 'state.json is now the holder\'s own file');
     assertTargetUntouched(planted);
@@ -1030,7 +976,7 @@ for (const variant of ['owned by another user', 'world-writable', 'a symlink to 
       assert.match(result.stderr, problem);
       assert.match(result.stderr, /refusing to use it\. Remove it \(it is recreated with mode 700\) or set run_dir to another path\n$/);
       assertNoStackTrace(result.stderr);
-      assert.equal(await tryInsert(), 'ok', `${operation}: nothing is locked`);
+      assert.equal(await tryInsert(server), 'ok', `${operation}: nothing is locked`);
     }
     const failures = readLog(setup).filter((line) => line['event'] === 'freeze.failed' || line['event'] === 'thaw.failed');
     assert.deepEqual(failures.map((line) => line['code']), ['UNSAFE', 'UNSAFE', 'UNSAFE']);
@@ -1064,7 +1010,7 @@ for (const variant of ['in a directory that does not exist', 'a directory', 'a F
     const frozen = await runHook(setup, 'pre-freeze-script', ['freeze'], { timeoutMs: 15_000 });
     assert.equal(frozen.code, 0, frozen.stderr);
     assert.match(frozen.stdout, /^locked: binlog binlog\.\d+:\d+/);
-    assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'the lock is held');
+    assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'the lock is held');
     const freezeLines = jsonLines(frozen.stderr);
     const unwritable = lineOf(freezeLines, 'log.unwritable');
     assert.equal(unwritable['logFile'], logFile);
@@ -1112,7 +1058,7 @@ test('12. log_file on a full filesystem (a 64 KiB tmpfs, filled): freeze goes ah
     const frozen = await runHook(setup, 'pre-freeze-script', ['freeze'], { timeoutMs: 15_000 });
     assert.equal(frozen.code, 0, frozen.stderr);
     assert.match(frozen.stdout, /^locked: binlog binlog\.\d+:\d+/);
-    assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'the lock is held');
+    assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'the lock is held');
     const freezeLines = jsonLines(frozen.stderr);
     context.diagnostic(`freeze's stderr events: ${events(freezeLines).join(', ')}`);
     for (const event of ['freeze.start', 'lock.acquired']) lineOf(freezeLines, event);
@@ -1143,7 +1089,7 @@ test('13. a world-readable config holding a password: a warning on stderr and co
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(frozen.code, 0, frozen.stderr);
   assert.equal(frozen.stderr, warning);
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'the lock is held');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'the lock is held');
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
   assert.equal(thawed.stderr, warning);
@@ -1244,7 +1190,7 @@ test('15. the caller\'s NODE_OPTIONS (--require, --import) injects nothing into 
   assert.equal(frozen.code, 0, frozen.stderr);
   const [holder] = ourHolders();
   assert.ok(holder !== undefined, 'the holder runs');
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT');
   const status = await runHook(setup, 'vmware-mysql-snapshot', ['status'], { env });
   assert.equal(status.code, 0, status.stderr);
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw'], { env });

@@ -19,7 +19,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CONFIG_ENV, DEFAULTS, loadSettings } from '../../src/config';
 import { makeHookSetup, readLog, type HookSetup } from '../support/hook';
-import { startMariaDB, type TestServer } from '../support/mariadb';
+import { startMariaDB, type TestServer, tryInsert } from '../support/mariadb';
+import { sleep } from '../support/wait';
 
 /** This file compiles to build/test/e2e/install.test.js. */
 const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -496,20 +497,6 @@ after(async () => {
   await server?.remove();
 });
 
-/** An INSERT that waits at most 1 s for locks: resolves with the error code, or 'ok'. */
-async function tryInsert(): Promise<string> {
-  const connection = await server.connect();
-  try {
-    await connection.query('SET SESSION lock_wait_timeout = 1');
-    await connection.query("INSERT INTO app.t (v, note) VALUES (7, 'install test')");
-    return 'ok';
-  } catch (error) {
-    return String((error as { code?: string }).code);
-  } finally {
-    await connection.end();
-  }
-}
-
 /** Lock holders started from the executable installed in `destdir` (other tests' holders do not count). */
 function holderProcesses(destdir: string): number[] {
   const executable = onDisk(destdir, EXE);
@@ -529,13 +516,9 @@ function holderProcesses(destdir: string): number[] {
 }
 
 async function assertReleased(destdir: string): Promise<void> {
-  assert.equal(await tryInsert(), 'ok', 'writes flow');
+  assert.equal(await tryInsert(server), 'ok', 'writes flow');
   for (let i = 0; i < 50 && holderProcesses(destdir).length > 0; i += 1) await sleep(20);
   assert.deepEqual(holderProcesses(destdir), [], 'no lock holder is left');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 interface Command {
@@ -632,7 +615,7 @@ for (const [freezeName, freezeArgs, thawName, thawArgs] of [
     const frozen = await run(installedCommand(destdir, freezeName), [...freezeArgs], env);
     assert.equal(frozen.code, 0, frozen.stderr);
     assert.match(frozen.stdout, /^locked: /);
-    assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', `a write is blocked while frozen; ${describeRun(setup, frozen)}`);
+    assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', `a write is blocked while frozen; ${describeRun(setup, frozen)}`);
 
     const status = await run(installedCommand(destdir, EXE), ['status', '--json'], env);
     assert.equal(status.code, 0, status.stderr);
@@ -666,7 +649,7 @@ test('the installed executable in a bare environment (env -i, no node on PATH, n
   const setup = newSetup(context, destdir);
   const frozen = await bare(['--config', setup.configFile, 'freeze']);
   assert.equal(frozen.code, 0, frozen.stderr);
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', `a write is blocked while frozen; ${describeRun(setup, frozen)}`);
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', `a write is blocked while frozen; ${describeRun(setup, frozen)}`);
   const thawed = await bare(['--config', setup.configFile, 'thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
   await assertReleased(destdir);
@@ -675,7 +658,7 @@ test('the installed executable in a bare environment (env -i, no node on PATH, n
   const env = { PATH: emptyPath, [CONFIG_ENV]: setup.configFile };
   const hookFrozen = await run(installedCommand(destdir, '/usr/sbin/pre-freeze-script'), ['freeze'], env, cwd);
   assert.equal(hookFrozen.code, 0, hookFrozen.stderr);
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', `a write is blocked while frozen; ${describeRun(setup, hookFrozen)}`);
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', `a write is blocked while frozen; ${describeRun(setup, hookFrozen)}`);
   const hookThawed = await run(installedCommand(destdir, '/usr/sbin/post-thaw-script'), ['thaw'], env, cwd);
   assert.equal(hookThawed.code, 0, hookThawed.stderr);
   await assertReleased(destdir);

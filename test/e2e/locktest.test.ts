@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import type { Connection } from 'mysql2/promise';
 import { CONFIG_ENV } from '../../src/config';
 import { HOLDER_MARKER, makeHookSetup, ourHolders, readLog, runHook, spawnHook, type HookResult, type HookSetup } from '../support/hook';
-import { startMariaDB, type TestServer } from '../support/mariadb';
+import { startMariaDB, type TestServer, tryInsert } from '../support/mariadb';
+import { sleep } from '../support/wait';
 
 let server: TestServer;
 
@@ -22,10 +23,6 @@ before(async () => {
 after(async () => {
   await server.remove();
 });
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Inserts into app.t every 50 ms on its own connection until stopped. */
 class Writer {
@@ -100,23 +97,9 @@ function describe(result: HookResult): string {
   return `exit ${result.code ?? result.signal}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
 }
 
-/** An INSERT that may wait 1 s for locks: 'ok', or the error code. */
-async function tryInsert(): Promise<string> {
-  const connection = await server.connect();
-  try {
-    await connection.query('SET SESSION lock_wait_timeout = 1');
-    await connection.query("INSERT INTO app.t (v, note) VALUES (2, 'probe')");
-    return 'ok';
-  } catch (error) {
-    return String((error as { code?: string }).code);
-  } finally {
-    await connection.end();
-  }
-}
-
 async function assertNothingHeld(setup: HookSetup): Promise<void> {
   assert.deepEqual(ourHolders(), [], 'no lock holder process is left');
-  assert.equal(await tryInsert(), 'ok', 'writes flow');
+  assert.equal(await tryInsert(server), 'ok', 'writes flow');
   const status = await runHook(setup, 'vmware-mysql-snapshot', ['status', '--json']);
   assert.equal(JSON.parse(status.stdout).phase, 'idle', status.stdout);
   assert.equal(fs.existsSync(path.join(setup.runDir, 'state.json')), false, 'no holder state is left');
@@ -206,7 +189,7 @@ test('Ctrl-C during the hold thaws before lock-test exits', async (context) => {
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   await waitUntilHeld(setup);
-  assert.equal(await tryInsert(), 'ER_LOCK_WAIT_TIMEOUT', 'the lock is held');
+  assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'the lock is held');
   const interruptedAt = Date.now();
   child.kill('SIGINT');
   const code = await closed;

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { makeHookSetup, ourHolders, readLog, runHook, type HookSetup } from '../support/hook';
+import { type HookSetup, lineOf, makeHookSetup, ourHolders, readLog, runHook } from '../support/hook';
 import { startMariaDB, type TestServer } from '../support/mariadb';
+import { sleep, waitFor } from '../support/wait';
 
 let server: TestServer;
 
@@ -39,12 +40,6 @@ async function attempt(connection: Connection, sql: string): Promise<string> {
   );
 }
 
-function logLine(setup: HookSetup, event: string): Record<string, unknown> {
-  const line = readLog(setup).find((entry) => entry['event'] === event);
-  assert.ok(line, `no ${event} in the log: ${readLog(setup).map((entry) => entry['event']).join(', ')}`);
-  return line;
-}
-
 async function writesFlow(): Promise<void> {
   const connection = await server.connect();
   try {
@@ -60,7 +55,7 @@ test('backup_stage: commits, MyISAM writes and DDL wait; a running InnoDB transa
   const setup = newSetup(context, { lock_mode: 'backup_stage' });
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(frozen.code, 0, frozen.stderr);
-  assert.equal(logLine(setup, 'lock.acquired')['lockMode'], 'backup_stage');
+  assert.equal(lineOf(readLog(setup), 'lock.acquired')['lockMode'], 'backup_stage');
   const writer = await server.connect();
   try {
     assert.equal(await attempt(writer, 'INSERT INTO app.t (v) VALUES (10)'), 'ER_LOCK_WAIT_TIMEOUT', 'an autocommit InnoDB write waits');
@@ -74,7 +69,7 @@ test('backup_stage: commits, MyISAM writes and DDL wait; a running InnoDB transa
     await writer.end();
   }
   const [status] = await server.query<RowDataPacket[]>('SHOW MASTER STATUS');
-  const recorded = logLine(setup, 'lock.acquired')['coordinates'] as { binlog: { file: string; position: number } };
+  const recorded = lineOf(readLog(setup), 'lock.acquired')['coordinates'] as { binlog: { file: string; position: number } };
   assert.deepEqual(recorded.binlog, { file: status?.['File'], position: Number(status?.['Position']) });
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
@@ -84,7 +79,7 @@ test('backup_stage: commits, MyISAM writes and DDL wait; a running InnoDB transa
 test('auto on MariaDB 10.4+ takes backup_stage and says why', async (context) => {
   const setup = newSetup(context, { lock_mode: 'auto' });
   assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 0);
-  const mode = logLine(setup, 'lock.mode');
+  const mode = lineOf(readLog(setup), 'lock.mode');
   assert.equal(mode['mode'], 'backup_stage');
   assert.match(String(mode['reason']), /BLOCK_COMMIT/);
   assert.equal((await runHook(setup, 'post-thaw-script', ['thaw'])).code, 0);
@@ -120,7 +115,7 @@ test('a coordinates_file that cannot be written fails the freeze and leaves noth
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(frozen.code, 1);
   assert.match(frozen.stderr, /cannot write coordinates_file/);
-  for (let i = 0; i < 50 && ourHolders().length > 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+  await waitFor('the unacknowledged holder to release and exit', () => (ourHolders().length === 0 ? true : undefined), { timeoutMs: 1000 }).catch(() => undefined);
   await writesFlow();
 });
 
@@ -137,16 +132,16 @@ test('kill_long_queries = all: a long write that holds up the lock is killed (an
     () => 'finished',
     (error: { errno?: number }) => `error ${error.errno}`,
   );
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  await sleep(500);
   const started = Date.now();
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(frozen.code, 0, frozen.stderr);
   assert.ok(Date.now() - started < 3000, 'locked without waiting for the 10 s statement');
   assert.equal(await long, 'error 1317', 'the statement was interrupted (ER_QUERY_INTERRUPTED)');
-  const killed = logLine(setup, 'query.killed');
+  const killed = lineOf(readLog(setup), 'query.killed');
   assert.equal(killed['thread'], id);
   assert.match(String(killed['statement']), /UPDATE app\.t SET v = v \+ SLEEP\(10\)/);
-  assert.equal(logLine(setup, 'lock.acquired')['attempts'], 1);
+  assert.equal(lineOf(readLog(setup), 'lock.acquired')['attempts'], 1);
   assert.equal((await runHook(setup, 'post-thaw-script', ['thaw'])).code, 0);
   await victim.end();
   await writesFlow();

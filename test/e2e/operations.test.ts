@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeHookSetup, runHook, spawnHook, type HookSetup } from '../support/hook';
 import { startMariaDB, type TestServer } from '../support/mariadb';
+import { sleep, waitFor } from '../support/wait';
 
 let server: TestServer;
 
@@ -22,14 +23,6 @@ function newSetup(context: TestContext, snapshot: Record<string, string> = {}): 
     await runHook(setup, 'post-thaw-script', ['freezeFail']);
   });
   return setup;
-}
-
-async function waitFor(predicate: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 test('status and check follow a run: holding, then the last runs; check OK; metrics written', async (context) => {
@@ -73,13 +66,12 @@ test('status shows a freeze waiting for a quiet moment and who blocks it; a fail
     await sleeping;
     await blocker.end().catch(() => undefined);
   });
-  await new Promise((resolve) => setTimeout(resolve, 1200));
+  await sleep(1200);
   const freeze = spawnHook(setup, 'pre-freeze-script', ['freeze']);
   const exited = new Promise<number | null>((resolve) => freeze.on('exit', resolve));
-  let waiting = '';
-  await waitFor(async () => {
-    waiting = (await runHook(setup, 'vmware-mysql-snapshot', ['status'])).stdout;
-    return waiting.startsWith('waiting');
+  const waiting = await waitFor('status to show the freeze waiting', async () => {
+    const { stdout } = await runHook(setup, 'vmware-mysql-snapshot', ['status']);
+    return stdout.startsWith('waiting') ? stdout : undefined;
   });
   assert.match(waiting, new RegExp(`^waiting for a quiet moment: freeze pid \\d+ started .*\\n {2}blocked by thread ${id} \\(root, \\d+ s\\): SELECT SLEEP\\(8\\)`));
   assert.equal(await exited, 1);
@@ -108,7 +100,7 @@ test('notify_command is killed after notify_timeout and does not run after a suc
   // A failing thaw: the hold expires first.
   fs.writeFileSync(setup.configFile, fs.readFileSync(setup.configFile, 'utf8').replace(/^max_lock_time = .*$/m, 'max_lock_time = 0.5'));
   assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 0);
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await sleep(1000);
   const started = Date.now();
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 3);

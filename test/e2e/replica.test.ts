@@ -20,8 +20,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { makeHookSetup, ourHolders, readLog, runHook, type HookSetup } from '../support/hook';
+import { type HookSetup, lineOf, makeHookSetup, ourHolders, readLog, runHook } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
+import { sleep, waitFor } from '../support/wait';
 
 const runFile = promisify(execFile);
 
@@ -91,10 +92,10 @@ before(async () => {
     );
   }
   await replica.query('START ALL SLAVES');
-  await waitFor('both replication connections to run', 20_000, async () => {
+  await waitFor('both replication connections to run', async () => {
     const rows = await allSlavesStatus();
     return rows.length === 2 && rows.every((row) => row['Slave_IO_Running'] === 'Yes' && row['Slave_SQL_Running'] === 'Yes') ? true : undefined;
-  }, describeSlaves);
+  }, { timeoutMs: 20_000, describe: describeSlaves });
 
   for (const source of sources) {
     await source.server.query(`CREATE DATABASE ${source.schema}`);
@@ -152,20 +153,6 @@ class Writer {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, describe?: () => Promise<string>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${await describe()}` : ''}`);
-    await sleep(50);
-  }
-}
-
 async function allSlavesStatus(): Promise<RowDataPacket[]> {
   return replica.query<RowDataPacket[]>('SHOW ALL SLAVES STATUS');
 }
@@ -189,7 +176,7 @@ async function masterStatus(server: TestServer): Promise<{ file: string; positio
 /** Waits until the replica has executed everything each source has in its binary log right now. */
 async function waitForCatchUp(what: string, timeoutMs = 60_000): Promise<void> {
   const targets = await Promise.all(sources.map(async (source) => ({ source, status: await masterStatus(source.server) })));
-  await waitFor(what, timeoutMs, async () => {
+  await waitFor(what, async () => {
     for (const { source, status } of targets) {
       const row = await slaveStatus(source.connectionName);
       if (row['Slave_SQL_Running'] !== 'Yes' && row['Last_SQL_Error'] !== '') throw new Error(`the applier of '${source.connectionName}' stopped: ${String(row['Last_SQL_Error'])}`);
@@ -197,7 +184,7 @@ async function waitForCatchUp(what: string, timeoutMs = 60_000): Promise<void> {
       if (file < status.file || (file === status.file && Number(row['Exec_Master_Log_Pos']) < status.position)) return undefined;
     }
     return true;
-  }, describeSlaves);
+  }, { timeoutMs, describe: describeSlaves });
 }
 
 function newSetup(context: TestContext, snapshot: Record<string, string> = {}): HookSetup {
@@ -210,14 +197,8 @@ function newSetup(context: TestContext, snapshot: Record<string, string> = {}): 
   return setup;
 }
 
-function logLine(setup: HookSetup, event: string): Record<string, any> {
-  const line = readLog(setup).filter((entry) => entry['event'] === event).at(-1);
-  assert.ok(line, `no ${event} in the log: ${readLog(setup).map((entry) => entry['event']).join(', ')}`);
-  return line;
-}
-
 function recordedCoordinates(setup: HookSetup): Recorded {
-  return logLine(setup, 'lock.acquired')['coordinates'] as Recorded;
+  return lineOf(readLog(setup), 'lock.acquired', 'last')['coordinates'] as Recorded;
 }
 
 function channelOf(coordinates: Recorded, connectionName: string): Channel {
@@ -315,7 +296,7 @@ async function thaw(setup: HookSetup): Promise<void> {
 
 test('freeze on the replica records, per channel, the executed source position and GTID; the data is the primary\'s at that position', { timeout: 120_000 }, async (context) => {
   const setup = newSetup(context);
-  await waitFor('the writers to commit', 10_000, async () => (writers.every((writer) => writer.commits > 20) ? true : undefined));
+  await waitFor('the writers to commit', async () => (writers.every((writer) => writer.commits > 20) ? true : undefined), { timeoutMs: 10_000 });
   await freeze(setup);
   const coordinates = recordedCoordinates(setup);
   assert.equal(coordinates.replicationUnknown, undefined, 'REPLICA MONITOR lets the hook read the replica status');
@@ -378,14 +359,14 @@ test('freeze on the replica records, per channel, the executed source position a
 
   await thaw(setup);
   assert.equal(await tryReplicaWrite(), 'ok', 'writes on the replica flow again');
-  await waitFor('the appliers to move past the recorded positions', 20_000, async () => {
+  await waitFor('the appliers to move past the recorded positions', async () => {
     const rows = await allSlavesStatus();
     return sources.every((source) => {
       const row = rows.find((candidate) => candidate['Connection_name'] === source.connectionName);
       const recorded = channelOf(coordinates, source.connectionName);
       return row !== undefined && (String(row['Relay_Master_Log_File']) > (recorded.sourceLogFile ?? '') || Number(row['Exec_Master_Log_Pos']) > (recorded.sourceLogPosition ?? 0));
     }) ? true : undefined;
-  }, describeSlaves);
+  }, { timeoutMs: 20_000, describe: describeSlaves });
   await waitForCatchUp('the replica to catch up after thaw');
 });
 
@@ -412,10 +393,10 @@ test('replica_sql_thread = stop: the appliers that ran are stopped while locked 
   // One applier stopped by the admin beforehand: the hook must leave it stopped.
   await replica.query("STOP SLAVE 'east' SQL_THREAD");
   context.after(() => replica.query("START SLAVE 'east' SQL_THREAD"));
-  await waitFor("the 'east' applier to stop", 10_000, async () => ((await slaveStatus('east'))['Slave_SQL_Running'] === 'No' ? true : undefined));
+  await waitFor("the 'east' applier to stop", async () => ((await slaveStatus('east'))['Slave_SQL_Running'] === 'No' ? true : undefined), { timeoutMs: 10_000 });
 
   await freeze(setup);
-  const applier = logLine(setup, 'replica.applier');
+  const applier = lineOf(readLog(setup), 'replica.applier', 'last');
   assert.deepEqual(applier['channels'], [''], `only the running applier is stopped: ${JSON.stringify(applier)}`);
   assert.equal((await slaveStatus(''))['Slave_SQL_Running'], 'No', 'the default applier is stopped while locked');
   assert.equal((await slaveStatus(''))['Slave_IO_Running'], 'Yes', 'the receiver keeps running');
@@ -437,7 +418,7 @@ test('replica_sql_thread = stop: the appliers that ran are stopped while locked 
 test('replica_sql_thread = stop: both appliers are stopped, and started again at thaw', { timeout: 120_000 }, async (context) => {
   const setup = newSetup(context, { replica_sql_thread: 'stop' });
   await freeze(setup);
-  assert.deepEqual([...logLine(setup, 'replica.applier')['channels']].sort(), ['', 'east']);
+  assert.deepEqual([...lineOf(readLog(setup), 'replica.applier', 'last')['channels']].sort(), ['', 'east']);
   for (const row of await allSlavesStatus()) assert.equal(row['Slave_SQL_Running'], 'No', `'${String(row['Connection_name'])}' is stopped while locked`);
   await thaw(setup);
   for (const row of await allSlavesStatus()) assert.equal(row['Slave_SQL_Running'], 'Yes', `'${String(row['Connection_name'])}' runs again after thaw`);
@@ -452,14 +433,14 @@ test('replica_sql_thread = stop: when freeze fails (freeze_timeout, a blocker), 
     blocker.destroy();
     await blocking;
   });
-  await waitFor('the blocker to run for over a second', 10_000, async () => {
+  await waitFor('the blocker to run for over a second', async () => {
     const rows = await replica.query<RowDataPacket[]>("SELECT TIME_MS FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'");
     return Number(rows[0]?.['TIME_MS'] ?? 0) > 1200 ? true : undefined;
-  });
+  }, { timeoutMs: 10_000 });
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze'], { timeoutMs: 45_000 });
   assert.equal(frozen.code, 1, `freeze fails: ${frozen.stdout} ${frozen.stderr}`);
-  assert.equal(logLine(setup, 'freeze.failed')['code'], 'FREEZE_TIMEOUT');
-  assert.deepEqual([...logLine(setup, 'replica.applier')['channels']].sort(), ['', 'east'], 'the appliers had been stopped');
+  assert.equal(lineOf(readLog(setup), 'freeze.failed', 'last')['code'], 'FREEZE_TIMEOUT');
+  assert.deepEqual([...lineOf(readLog(setup), 'replica.applier', 'last')['channels']].sort(), ['', 'east'], 'the appliers had been stopped');
   for (const row of await allSlavesStatus()) assert.equal(row['Slave_SQL_Running'], 'Yes', `'${String(row['Connection_name'])}' runs again after the failed freeze`);
   assert.deepEqual(ourHolders(), []);
 });

@@ -18,7 +18,7 @@ import { HookError } from '../../src/errors';
 import { chooseMode, lockPlan, LOCK_MODES, unsupportedReason, type LockMode, type LockModeSetting, type ServerTraits } from '../../src/lockmodes';
 import { checkPrivileges, openSession, readProcesslist, type Session } from '../../src/mysql';
 import { DIALECTS, normalize, startFakeServer, type DialectName, type FakeChannel, type FakeServer, type FakeState } from '../support/fakemysql';
-import { makeHookSetup, ourHolders, quoteOptionValue, readLog, runHook, writeConfig, type HookSetup } from '../support/hook';
+import { type HookSetup, lineOf, makeHookSetup, ourHolders, quoteOptionValue, readLog, runHook, writeConfig } from '../support/hook';
 import type { TestServer } from '../support/mariadb';
 
 /** A multi-source GTID set as MySQL prints it: a newline after each comma. */
@@ -210,12 +210,6 @@ function hookSetup(fake: FakeServer, snapshot: Record<string, string>): HookSetu
   return setup;
 }
 
-function logLine(setup: HookSetup, event: string): Record<string, any> {
-  const line = readLog(setup).filter((entry) => entry['event'] === event).at(-1);
-  assert.ok(line, `no ${event} in the log: ${readLog(setup).map((entry) => entry['event']).join(', ')}`);
-  return line;
-}
-
 for (const expectation of EXPECTATIONS) {
   const profile = DIALECTS[expectation.dialect];
   describe(`${expectation.dialect} (emulated ${profile.version})`, () => {
@@ -339,7 +333,7 @@ for (const expectation of EXPECTATIONS) {
       const frozen = await runHook(setup, 'vmware-mysql-snapshot', ['freeze']);
       try {
         assert.equal(frozen.code, 0, `freeze: ${frozen.stdout} ${frozen.stderr}`);
-        const acquired = logLine(setup, 'lock.acquired');
+        const acquired = lineOf(readLog(setup), 'lock.acquired', 'last');
         assert.equal(acquired['lockMode'], expectation.e2eResolved);
         assert.deepEqual(acquired['coordinates'], expectedCoordinates(fake));
 
@@ -505,9 +499,9 @@ describe('replica_sql_thread = stop on MySQL 8.4 (emulated), two channels', () =
 
   test('both appliers are stopped while locked and run again after thaw', { timeout: 60_000 }, async () => {
     const { fake, setup, whileLocked } = await cycle([channel('', '10.0.0.1', 4_321), channel('east', '10.0.0.2', 777)]);
-    assert.deepEqual([...logLine(setup, 'replica.applier')['channels']].sort(), ['', 'east']);
+    assert.deepEqual([...lineOf(readLog(setup), 'replica.applier', 'last')['channels']].sort(), ['', 'east']);
     assert.deepEqual(whileLocked, [false, false]);
-    const coordinates = logLine(setup, 'lock.acquired')['coordinates'] as Coordinates;
+    const coordinates = lineOf(readLog(setup), 'lock.acquired', 'last')['coordinates'] as Coordinates;
     assert.deepEqual(coordinates.replication?.map((entry) => [entry.channel, entry.sqlRunning]), [['', false], ['east', false]]);
     assert.deepEqual(fake.state.channels.map((entry) => entry.sqlRunning), [true, true]);
   });
@@ -558,7 +552,7 @@ describe('the quiet window on MySQL 8.4 (emulated processlist)', () => {
     try {
       const blocked = await runHook(setup, 'vmware-mysql-snapshot', ['freeze']);
       assert.equal(blocked.code, 1, `freeze fails: ${blocked.stderr}`);
-      assert.equal(logLine(setup, 'freeze.failed')['code'], 'FREEZE_TIMEOUT');
+      assert.equal(lineOf(readLog(setup), 'freeze.failed', 'last')['code'], 'FREEZE_TIMEOUT');
       const waits = readLog(setup).filter((line) => line['event'] === 'window.blocked');
       assert.deepEqual(waits.map((line) => [line['thread'], line['user'], line['seconds']]), [[99, 'report', 30]], 'only the long statement blocks');
       assert.deepEqual(fake.lockEvents, [], 'no lock was attempted');

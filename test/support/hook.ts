@@ -2,6 +2,7 @@
  * Runs the built single executable under the names it is installed as (symlinks in a private bin
  * directory), against a throwaway server, with its own option file, run directory and log file.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -168,8 +169,24 @@ export async function closedWithin(hook: Spawned, ms: number): Promise<{ code: n
   }
 }
 
+/** One line of the hook's log (pino's JSON). */
+export type LogLine = Record<string, any>;
+
+/** The events of log lines, in order. */
+export function events(lines: readonly LogLine[]): string[] {
+  return lines.map((line) => String(line['event']));
+}
+
+/** The first (or last) line of an event; fails the test, naming the events there are, if there is none. */
+export function lineOf(lines: readonly LogLine[], event: string, which: 'first' | 'last' = 'first'): LogLine {
+  const matching = lines.filter((entry) => entry['event'] === event);
+  const line = which === 'first' ? matching[0] : matching.at(-1);
+  assert.ok(line, `log has no ${event} line; events: ${events(lines).join(', ')}`);
+  return line;
+}
+
 /** The log file's JSON lines, parsed; [] when there is no log file yet. */
-export function readLog(setup: HookSetup): Array<Record<string, any>> {
+export function readLog(setup: HookSetup): LogLine[] {
   let text: string;
   try {
     text = fs.readFileSync(setup.logFile, 'utf8');
@@ -180,7 +197,7 @@ export function readLog(setup: HookSetup): Array<Record<string, any>> {
 }
 
 /** JSON lines (the log's format) parsed, blank lines skipped. */
-export function parseLogLines(text: string): Array<Record<string, any>> {
+export function parseLogLines(text: string): LogLine[] {
   return text
     .split('\n')
     .filter((line) => line.trim() !== '')

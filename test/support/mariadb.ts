@@ -76,6 +76,23 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
+/**
+ * An INSERT into app.t that waits at most 1 s for locks, on a connection of its own: 'ok', or the error
+ * code (ER_LOCK_WAIT_TIMEOUT while a freeze holds the lock).
+ */
+export async function tryInsert(server: TestServer): Promise<string> {
+  const connection = await server.connect();
+  try {
+    await connection.query('SET SESSION lock_wait_timeout = 1');
+    await connection.query("INSERT INTO app.t (v, note) VALUES (7, 'probe')");
+    return 'ok';
+  } catch (error) {
+    return String((error as { code?: string }).code);
+  } finally {
+    await connection.end().catch(() => undefined);
+  }
+}
+
 export function mariadbInstalled(): boolean {
   return findBinary(SERVER_BINARY) !== undefined && findBinary(INSTALL_BINARY) !== undefined;
 }
