@@ -12,7 +12,7 @@ import os = require('node:os');
 import path = require('node:path');
 import vm = require('node:vm');
 import type * as Mysql2Promise from 'mysql2/promise';
-import { APP_ASSETS, PACKAGES, runScript, wrapPackage, wrapScript, type PackageName } from '../src/packages';
+import { APP_ASSETS, assetNames, PACKAGES, runScript, wrapScript, type PackageName } from '../src/packages';
 import { warmUpMysql2 } from './warmmysql2';
 
 async function main(): Promise<void> {
@@ -22,7 +22,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const source = fs.readFileSync(bundle, 'utf8');
-  const { code, filename } = name === 'app' ? wrapScript(APP_ASSETS.source, source) : wrapPackage(name as PackageName, source);
+  // Wrapped and named exactly as src/packages.ts loadAsset() does, or V8 would refuse the cache.
+  const { code, filename } = wrapScript((name === 'app' ? APP_ASSETS : assetNames(name as PackageName)).source, source);
   const script = new vm.Script(code, { filename });
   const exports = runScript(script, require);
   if (name === 'app') {

@@ -48,10 +48,6 @@ export function wrapScript(asset: string, source: string): { code: string; filen
   return { code: `(function (exports, require, module) {${source}\n})`, filename: `vmware-mysql-snapshot/${asset}` };
 }
 
-export function wrapPackage(name: PackageName, source: string): { code: string; filename: string } {
-  return wrapScript(assetNames(name).source, source);
-}
-
 /** The program itself (src/main.ts bundled), stored like the packages: see src/seamain.ts. */
 export const APP_ASSETS = { source: 'app.cjs', cache: 'app.cache' } as const;
 
