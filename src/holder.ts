@@ -117,7 +117,8 @@ class Holder {
 
   /**
    * Connects as soon as we start, while freeze is still looking for a quiet moment, and sends nothing:
-   * the id comes with the server's handshake, and freeze's session has read the rest.
+   * the id comes with the server's handshake (its own thread id: the hook connects to the server
+   * directly, never through a proxy, see README), and freeze's session has read the rest.
    */
   private async connect(): Promise<void> {
     try {
