@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { makeHookSetup, readLog, runHook, type HookResult, type HookSetup } from '../test/support/hook';
-import { mariadbInstalled, startMariaDB, type TestServer } from '../test/support/mariadb';
+import { mariadbInstalled, startMariaDB, type TestServer, tryInsert } from '../test/support/mariadb';
 
 export interface SoakOptions {
   cycles: number;
@@ -310,20 +310,6 @@ function isForeign(holder: HolderProcess, setup: HookSetup): boolean {
 async function hookConnections(server: TestServer): Promise<number> {
   const rows = await server.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = 'snapshot'");
   return Number(rows[0]?.['n'] ?? 0);
-}
-
-/** An INSERT that waits at most 1 s for locks: 'ok', or the error code. */
-async function tryInsert(server: TestServer): Promise<string> {
-  const connection = await server.connect();
-  try {
-    await connection.query('SET SESSION lock_wait_timeout = 1');
-    await connection.query("INSERT INTO app.t (v, note) VALUES (1, 'soak probe')");
-    return 'ok';
-  } catch (error) {
-    return String((error as { code?: string }).code ?? errorText(error));
-  } finally {
-    await connection.end().catch(() => undefined);
-  }
 }
 
 /** Polls until nothing of ours is left (holder process, hook connection) or SETTLE_MS passes; what is left. */

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { type HookSetup, lineOf, makeHookSetup, ourHolders, readLog, runHook } from '../support/hook';
-import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
+import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
 import { sleep, waitFor } from '../support/wait';
 
 const runFile = promisify(execFile);
@@ -269,20 +269,6 @@ function gtidOfDomain(position: string | null | undefined, domain: number): stri
   return (position ?? '').split(',').map((part) => part.trim()).find((part) => part.startsWith(`${domain}-`));
 }
 
-/** A write on the replica itself, waiting at most 1 s for locks: 'ok' or the error code. */
-async function tryReplicaWrite(): Promise<string> {
-  const connection = await replica.connect();
-  try {
-    await connection.query('SET SESSION lock_wait_timeout = 1');
-    await connection.query("INSERT INTO app.t (v, note) VALUES (1, 'probe')");
-    return 'ok';
-  } catch (error) {
-    return String((error as { code?: string }).code);
-  } finally {
-    await connection.end();
-  }
-}
-
 async function freeze(setup: HookSetup): Promise<void> {
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze'], { timeoutMs: 45_000 });
   assert.equal(frozen.code, 0, `freeze: ${frozen.stderr}`);
@@ -305,7 +291,7 @@ test('freeze on the replica records, per channel, the executed source position a
   // While locked the applier cannot commit: nothing moves on the replica while the primaries write on.
   const before = await allSlavesStatus();
   const [slavePos] = await replica.query<RowDataPacket[]>('SELECT @@global.gtid_slave_pos AS pos, @@global.gtid_binlog_pos AS binlogPos');
-  assert.equal(await tryReplicaWrite(), 'ER_LOCK_WAIT_TIMEOUT', 'a write on the replica waits for the lock');
+  assert.equal(await tryInsert(replica), 'ER_LOCK_WAIT_TIMEOUT', 'a write on the replica waits for the lock');
   const after = await allSlavesStatus();
   for (const source of sources) {
     const was = before.find((row) => row['Connection_name'] === source.connectionName);
@@ -358,7 +344,7 @@ test('freeze on the replica records, per channel, the executed source position a
   context.diagnostic(report.join('; '));
 
   await thaw(setup);
-  assert.equal(await tryReplicaWrite(), 'ok', 'writes on the replica flow again');
+  assert.equal(await tryInsert(replica), 'ok', 'writes on the replica flow again');
   await waitFor('the appliers to move past the recorded positions', async () => {
     const rows = await allSlavesStatus();
     return sources.every((source) => {

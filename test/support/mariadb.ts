@@ -78,7 +78,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 /**
  * An INSERT into app.t that waits at most 1 s for locks, on a connection of its own: 'ok', or the error
- * code (ER_LOCK_WAIT_TIMEOUT while a freeze holds the lock).
+ * code (ER_LOCK_WAIT_TIMEOUT while a freeze holds the lock), or the message of an error without one.
  */
 export async function tryInsert(server: TestServer): Promise<string> {
   const connection = await server.connect();
@@ -87,7 +87,7 @@ export async function tryInsert(server: TestServer): Promise<string> {
     await connection.query("INSERT INTO app.t (v, note) VALUES (7, 'probe')");
     return 'ok';
   } catch (error) {
-    return String((error as { code?: string }).code);
+    return (error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error));
   } finally {
     await connection.end().catch(() => undefined);
   }
