@@ -212,10 +212,39 @@ function baseRuntime(): string {
     process.stderr.write('strip not found or failed: building with an unstripped runtime (larger file)\n');
     fs.copyFileSync(path.join(packageDirectory, 'bin', 'node'), temporary);
   }
+  checkSpawnBinding(temporary);
   fs.chmodSync(temporary, 0o755);
   fs.renameSync(temporary, cached);
   return cached;
 }
+
+/**
+ * src/spawnholder.ts starts the holder through the runtime's process binding, with the arguments
+ * node:child_process gives it. The binding asserts on its arguments (a mismatch aborts the process), so
+ * the build refuses a runtime whose node:child_process calls it any other way.
+ */
+function checkSpawnBinding(runtime: string): void {
+  const binary = fs.readFileSync(runtime);
+  const at = binary.indexOf('this._handle.spawn(');
+  const call = at < 0 ? '' : binary.subarray(at, at + 400).toString('latin1');
+  const expected = /^this\._handle\.spawn\(\s*options\.file,\s*options\.args,\s*options\.cwd,\s*options\.envPairs,\s*options\.stdio,\s*spawnFlags,\s*options\.uid,\s*options\.gid,?\s*\)/;
+  if (!expected.test(call)) {
+    throw new Error(`the runtime's node:child_process no longer spawns as src/spawnholder.ts does (found: ${call.slice(0, 200) || 'no call'}); update src/spawnholder.ts for this runtime`);
+  }
+}
+
+/**
+ * The runtime's flags, baked into the executable and given to the code-cache runs too: V8 refuses a code
+ * cache made under other values of the flags it hashes. (Node's own caches of its built-in modules were
+ * made with the defaults, so a flag in that hash makes every process compile what it loads of Node's:
+ * --no-rehash-snapshot, see BENCHMARKS.md.)
+ * - One V8 helper thread instead of one per core, and a young generation that starts at 4 MB, so that
+ *   loading mysql2 needs no scavenge (three with 1 MB: 10 against 15 ms; the holder's RSS did not grow):
+ *   our processes are small and short-lived, and share two cores with the server at the worst moment.
+ * - No inspector on SIGUSR1: by default a SIGUSR1 to a Node process opens a debugger on 127.0.0.1:9229
+ *   that any local user can reach, and our holder runs as root for minutes.
+ */
+const RUNTIME_FLAGS = ['--v8-pool-size=1', '--min-semi-space-size=4', '--disable-sigusr1'];
 
 async function main(): Promise<void> {
   fs.mkdirSync(work, { recursive: true });
@@ -227,13 +256,13 @@ async function main(): Promise<void> {
   const assets: Record<string, string> = { [APP_ASSETS.source]: path.join(work, APP_ASSETS.source), [APP_ASSETS.cache]: path.join(work, APP_ASSETS.cache) };
   await bundleMain(assets[APP_ASSETS.source], version);
   // Made by the very runtime the executable is built on: V8 accepts a cache only from itself.
-  execFileSync(runtime, [path.join(__dirname, 'codecache.js'), 'app', assets[APP_ASSETS.source], assets[APP_ASSETS.cache]], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(runtime, [...RUNTIME_FLAGS, path.join(__dirname, 'codecache.js'), 'app', assets[APP_ASSETS.source], assets[APP_ASSETS.cache]], { stdio: ['ignore', 'ignore', 'inherit'] });
   for (const name of PACKAGES) {
     const { source, cache } = assetNames(name);
     assets[source] = path.join(work, source);
     assets[cache] = path.join(work, cache);
     await bundlePackage(name, assets[source]);
-    execFileSync(runtime, [path.join(__dirname, 'codecache.js'), name, assets[source], assets[cache]], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(runtime, [...RUNTIME_FLAGS, path.join(__dirname, 'codecache.js'), name, assets[source], assets[cache]], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
   const config = path.join(work, 'sea-config.json');
   const temporaryOutput = `${output}.tmp`;
@@ -249,13 +278,7 @@ async function main(): Promise<void> {
       assets,
       // A root hook must not let the caller's NODE_OPTIONS inject code (--require ...).
       execArgvExtension: 'none',
-      // Our processes are small and short-lived, and share two cores with the server at the worst
-      // moment: one V8 helper thread instead of one per core, and a young generation that starts at
-      // 4 MB, so that loading mysql2 needs no scavenge (three with 1 MB: 10 against 15 ms; the holder's
-      // RSS did not grow). Neither changes what the code caches are checked against.
-      // No inspector on SIGUSR1: by default a SIGUSR1 to a Node process opens a debugger on
-      // 127.0.0.1:9229 that any local user can reach, and our holder runs as root for minutes.
-      execArgv: ['--v8-pool-size=1', '--min-semi-space-size=4', '--disable-sigusr1'],
+      execArgv: RUNTIME_FLAGS,
     }),
   );
   execFileSync(runtime, ['--build-sea', config], { stdio: ['ignore', 'ignore', 'inherit'] });

@@ -1,10 +1,11 @@
 /**
  * pre-freeze-mysql-lock: the process that takes FLUSH TABLES WITH READ LOCK on its own connection and
- * holds it across the snapshot. Started detached by freeze, which hands it the credentials over the
- * private IPC channel. While it holds, it writes nothing outside run_dir (the filesystems may be frozen):
+ * holds it across the snapshot. Started detached by freeze, which hands it the credentials over their
+ * private channel (src/channel.ts). While it holds, it writes nothing outside run_dir (the filesystems may be frozen):
  * it releases first and logs afterwards.
  */
 import path = require('node:path');
+import { Channel } from './channel';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
 import { describedSession, killConnectionIfOurs, openLink, serverError, withSession, type Link, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
@@ -18,16 +19,17 @@ const LOCK_TIMEOUT_ERRNOS = new Set([1205, 1969, 3024]);
 const START_MESSAGE_TIMEOUT_MS = 10_000;
 
 export async function runHolder(): Promise<number> {
-  if (process.send === undefined) {
+  const channel = Channel.ofHolder<ToHolder, FromHolder>();
+  if (channel === undefined) {
     process.stderr.write('pre-freeze-mysql-lock is started by pre-freeze-script; it is not run by hand\n');
     return 2;
   }
-  const start = await firstMessage();
+  const start = await firstMessage(channel);
   if (start === undefined) return 1;
   if (start.version !== VERSION) {
     // The executable was replaced (an upgrade) between freeze starting and this holder starting.
     const message = `the executable was replaced during the freeze (freeze ${String(start.version)}, holder ${VERSION}); run the freeze again`;
-    await sendToFreeze({ type: 'failed', code: 'INTERNAL', message, timedOut: false });
+    await channel.send({ type: 'failed', code: 'INTERNAL', message, timedOut: false });
     return 1;
   }
   // Started in `/`; from now on in its run_dir, so that /proc/PID/cwd tells whose holder this is.
@@ -36,25 +38,21 @@ export async function runHolder(): Promise<number> {
   } catch {
     // freeze made it; if it is gone, writing the state fails later and is handled there
   }
-  return new Holder(start).run();
+  return new Holder(start, channel).run();
 }
 
-/** Resolves once the message is written to the channel (so that exiting right after cannot drop it). */
-function sendToFreeze(message: FromHolder): Promise<void> {
-  return new Promise((resolve) => {
-    if (!process.connected || process.send === undefined) return resolve();
-    process.send(message, undefined, {}, () => resolve());
-  });
-}
+type HolderChannel = Channel<ToHolder, FromHolder>;
 
-function firstMessage(): Promise<HolderStart | undefined> {
+/** Freeze's first message, if it is a start and comes in time. What follows it waits for the holder. */
+function firstMessage(channel: HolderChannel): Promise<HolderStart | undefined> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), START_MESSAGE_TIMEOUT_MS);
-    process.once('message', (message: ToHolder) => {
+    const timer = setTimeout(() => finish(undefined), START_MESSAGE_TIMEOUT_MS);
+    const finish = (message: ToHolder | undefined): void => {
       clearTimeout(timer);
-      resolve(message.type === 'start' ? message : undefined);
-    });
-    process.once('disconnect', () => resolve(undefined));
+      channel.listen(undefined);
+      resolve(message?.type === 'start' ? message : undefined);
+    };
+    channel.listen({ message: finish, closed: () => finish(undefined) });
   });
 }
 
@@ -74,7 +72,10 @@ class Holder {
   private resolveDone: (code: number) => void = () => {};
   private readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
 
-  constructor(private readonly start: HolderStart) {
+  constructor(
+    private readonly start: HolderStart,
+    private readonly channel: HolderChannel,
+  ) {
     this.identity = identify(process.pid) ?? { pid: process.pid, startTime: '', name: path.basename(process.argv0), exe: process.execPath };
     this.state = {
       version: 1,
@@ -88,19 +89,21 @@ class Holder {
   }
 
   async run(): Promise<number> {
-    process.on('message', (message: ToHolder) => {
-      if (message.type === 'lock') {
-        void this.lock(message);
-      } else if (message.type === 'ack') {
-        this.acknowledged = true;
-        process.disconnect?.();
-      } else if (message.type === 'abort') {
-        void this.stop('aborted', 'freeze aborted');
-      }
-    });
-    // Freeze gone before it acknowledged the lock: it failed, the agent will not call thaw. Release now.
-    process.on('disconnect', () => {
-      if (!this.acknowledged) void this.stop('aborted', 'freeze exited before acknowledging the lock');
+    this.channel.listen({
+      message: (message) => {
+        if (message.type === 'lock') {
+          void this.lock(message);
+        } else if (message.type === 'ack') {
+          this.acknowledged = true;
+          this.channel.close();
+        } else if (message.type === 'abort') {
+          void this.stop('aborted', 'freeze aborted');
+        }
+      },
+      // Freeze gone before it acknowledged the lock: it failed, the agent will not call thaw. Release now.
+      closed: () => {
+        if (!this.acknowledged) void this.stop('aborted', 'freeze exited before acknowledging the lock');
+      },
     });
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       process.on(signal, () => void this.stop('aborted', `received ${signal}`));
@@ -112,7 +115,7 @@ class Holder {
   }
 
   private send(message: FromHolder): Promise<void> {
-    return sendToFreeze(message);
+    return this.channel.send(message);
   }
 
   /**
@@ -176,7 +179,6 @@ class Holder {
     this.saveState();
     this.expiryTimer = setTimeout(() => void this.stop('expired', `max_lock_time (${maxLockTime} s) reached`), maxLockTime * 1000);
     void this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
-    if (!process.connected && !this.acknowledged) void this.stop('aborted', 'freeze exited before acknowledging the lock');
   }
 
   private async fail(error: unknown, timedOut: boolean): Promise<void> {

@@ -9,10 +9,10 @@
  *                       <-------   locked | failed
  *   ack                ------->    from now on outlives freeze (without it, it releases when freeze goes)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { Settings } from './config';
-import { HOLDER_NAME } from './dispatch';
+import { Channel } from './channel';
 import { identify, stopProcess } from './processes';
+import { SpawnedHolder } from './spawnholder';
 import type { FromHolder, HolderStart, LockRequest, ToHolder } from './state';
 import { VERSION } from './version';
 
@@ -29,47 +29,50 @@ export class HolderProcess {
   private readonly events: HolderEvent[] = [];
   private waiter: ((event: HolderEvent) => void) | undefined;
   private exited = false;
+  /** none if it could not be started */
+  private readonly channel: Channel<FromHolder, ToHolder> | undefined;
+  /** its exit status, reported once the channel is closed too: its last message comes first */
+  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
-  private constructor(private readonly child: ChildProcess) {
-    child.on('message', (message: FromHolder) => {
-      if (message.type !== 'connected') return this.push(message);
-      // Only ever awaited before the lock request, and only if it had not come yet: never queued, so
-      // that a 'connected' that came while freeze was polling is not taken for the answer to 'lock'.
-      this.connectionId = message.connectionId;
-      this.waiter?.(message);
-    });
-    child.on('error', (error) => this.push({ type: 'spawn-error', message: `cannot start the lock holder ${process.execPath}: ${error.message}` }));
-    child.on('exit', (code, signal) => {
+  /** Takes over a holder just started (src/spawnholder.ts; freeze's first one is started by src/seamain.ts). */
+  constructor(private readonly child: SpawnedHolder = SpawnedHolder.spawn()) {
+    if (child.error !== undefined) {
       this.exited = true;
-      this.push({ type: 'exit', code, signal });
+      this.push({ type: 'spawn-error', message: child.error });
+      return;
+    }
+    this.channel = Channel.ofHandle<FromHolder, ToHolder>(child.channel);
+    this.channel.listen({
+      message: (message) => {
+        if (message.type !== 'connected') return this.push(message);
+        // Only ever awaited before the lock request, and only if it had not come yet: never queued, so
+        // that a 'connected' that came while freeze was polling is not taken for the answer to 'lock'.
+        this.connectionId = message.connectionId;
+        this.waiter?.(message);
+      },
+      closed: () => this.reportExit(),
+    });
+    child.onExit((code, signal) => {
+      this.exited = true;
+      this.exit = { code, signal };
+      this.reportExit();
     });
   }
 
-  /**
-   * Starts a holder: the same executable under the name pre-freeze-mysql-lock, in its own session, with
-   * no inherited stdio (qemu-ga waits for EOF on our stdout), `/` as its directory (run_dir once it has
-   * its configuration), an environment without anything of the caller's, and the credentials on the
-   * private IPC channel.
-   */
-  static spawn(environment: NodeJS.ProcessEnv = holderEnvironment(process.env)): HolderProcess {
-    const child = spawn(process.execPath, [], {
-      argv0: HOLDER_NAME,
-      detached: true,
-      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-      cwd: '/',
-      env: environment,
-    });
-    return new HolderProcess(child);
+  private reportExit(): void {
+    if (this.exit === undefined || this.channel?.isOpen === true) return;
+    this.push({ type: 'exit', ...this.exit });
+    this.exit = undefined;
   }
 
-  /** Hands over what it needs (the channel buffers it until the holder is up). */
+  /** Hands over what it needs (the socket holds it until the holder reads it). */
   begin(start: Omit<HolderStart, 'type' | 'version'>): this {
-    this.send({ type: 'start', version: VERSION, ...start });
+    void this.channel?.send({ type: 'start', version: VERSION, ...start });
     return this;
   }
 
   get pid(): number {
-    return this.child.pid ?? 0;
+    return this.child.pid;
   }
 
   private push(event: HolderEvent): void {
@@ -102,39 +105,30 @@ export class HolderProcess {
   }
 
   lock(request: Omit<LockRequest, 'type'>): void {
-    this.send({ type: 'lock', ...request });
+    void this.channel?.send({ type: 'lock', ...request });
   }
 
   /**
-   * From here the holder outlives us. Disconnect only once the ack is written to the channel: closing
+   * From here the holder outlives us. Close the channel only once the ack is with the kernel: closing
    * it with the write still queued would drop the ack, and the holder would release.
    */
-  acknowledge(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.child.send({ type: 'ack' } satisfies ToHolder, (error) => {
-        if (error) return reject(error);
-        this.child.disconnect();
-        this.child.unref();
-        resolve();
-      });
-    });
-  }
-
-  private send(message: ToHolder): void {
-    if (this.child.connected) this.child.send(message);
+  async acknowledge(): Promise<void> {
+    await this.channel?.send({ type: 'ack' });
+    this.channel?.close();
+    this.child.unref();
   }
 
   /** Ends a holder that does not hold the lock for us. Our own unreaped child: its PID is proven ours. */
   async stop(): Promise<void> {
     if (this.exited) return;
-    this.send({ type: 'abort' });
+    void this.channel?.send({ type: 'abort' });
     const identity = identify(this.pid);
     if (identity !== null) await stopProcess(identity, 2000);
   }
 }
 
 /** Starts the holder for one lock attempt of this configuration (or begins one spawned earlier). */
-export function startHolder(settings: Settings, attempt: number, spawned: HolderProcess = HolderProcess.spawn()): HolderProcess {
+export function startHolder(settings: Settings, attempt: number, spawned: HolderProcess = new HolderProcess()): HolderProcess {
   return spawned.begin(
     {
       client: settings.client,
@@ -148,15 +142,3 @@ export function startHolder(settings: Settings, attempt: number, spawned: Holder
   );
 }
 
-/**
- * The holder's environment: nothing of ours but a safe PATH and the locale. No credentials (they go over
- * the IPC channel), and no NODE_OPTIONS or other variable that could inject code into a root process.
- */
-export function holderEnvironment(environment: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const kept: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
-  for (const name of ['LANG', 'LC_ALL', 'TZ']) {
-    const value = environment[name];
-    if (value !== undefined) kept[name] = value;
-  }
-  return kept;
-}

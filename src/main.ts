@@ -2,19 +2,28 @@
  * The program. What to do is decided by the name we were started under: basename(process.argv0), the
  * symlink's name (process.argv[0] is the real executable). Each branch loads only what it needs.
  */
-import path = require('node:path');
-import { dispatch } from './dispatch';
+import type { Invocation } from './dispatch';
 import { EXIT } from './errors';
 import { recordProgramLoad, type AssetLoad } from './packages';
+import type { SpawnedHolder } from './spawnholder';
 
-async function main(): Promise<number> {
-  const invocation = dispatch(path.basename(process.argv0), process.argv.slice(2));
+/** What the executable's main script (src/seamain.ts) did before it loaded the program. */
+export interface Start {
+  load: AssetLoad;
+  /** what to do, from the name we were started under and the arguments */
+  invocation: Invocation;
+  /**
+   * A freeze's lock holder: a second process, whose start-up overlaps everything freeze does before it
+   * locks. Started first thing; it gets its configuration when freeze has read it.
+   */
+  holder: SpawnedHolder | undefined;
+}
+
+async function main({ invocation, holder }: Start): Promise<number> {
   switch (invocation.kind) {
     case 'hook': {
-      // A freeze needs a lock holder: a second process, whose start-up overlaps everything freeze
-      // does before it locks. Started first thing; it gets its configuration when freeze has read it.
-      const holder = invocation.operation === 'freeze' ? (await import('./holderprocess')).HolderProcess.spawn() : undefined;
-      return (await import('./hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(holder ? { holder } : {}) });
+      const early = holder === undefined ? undefined : new (await import('./holderprocess')).HolderProcess(holder);
+      return (await import('./hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(early ? { holder: early } : {}) });
     }
     case 'holder':
       return (await import('./holder')).runHolder();
@@ -27,9 +36,9 @@ async function main(): Promise<number> {
 }
 
 /** Started by the executable's main script (src/seamain.ts), which loads this bundle and says how. */
-export function run(load: AssetLoad): void {
-  recordProgramLoad(load);
-  main().then(
+export function run(start: Start): void {
+  recordProgramLoad(start.load);
+  main(start).then(
     (code) => process.exit(code),
     (error: unknown) => {
       process.stderr.write(`internal error: ${(error as Error)?.message ?? String(error)}\n`);

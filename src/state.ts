@@ -1,6 +1,6 @@
 /**
  * What the holder records in run_dir, and the messages between freeze, holder and thaw.
- * freeze -> holder: IPC channel of the spawned child (private; carries the credentials).
+ * freeze <-> holder: the channel made when freeze starts it (src/channel.ts; private, carries the credentials).
  * thaw -> holder: RELEASE_SIGNAL, sent only to the PID this state names, after proving it is that process;
  * the answer is the final state, written right after the release.
  */

@@ -358,6 +358,8 @@ test('usage errors: exit 2 with a usage line, nothing logged', { timeout: TEST_T
     { name: 'post-thaw-script', args: [], usage: /^usage: post-thaw-script thaw\|freezeFail \[scriptArg\] \(got no arguments\)\n$/ },
     { name: 'post-thaw-script', args: ['bogus'], usage: /^usage: post-thaw-script thaw\|freezeFail \[scriptArg\] \(got "bogus"\)\n$/ },
     { name: 'pre-freeze-script', args: ['bogus'], usage: /^usage: pre-freeze-script \[freeze\] \[scriptArg\] \(got "bogus"\)\n$/ },
+    // no channel from a freeze on its descriptor 3
+    { name: 'pre-freeze-mysql-lock', args: [], usage: /^pre-freeze-mysql-lock is started by pre-freeze-script; it is not run by hand\n$/ },
   ];
   for (const { name, args, usage } of cases) {
     const result = await runHook(setup, name, args);

@@ -777,11 +777,11 @@ test('8. state of a crashed run (a dead holder, phase held): freeze clears it (f
 
 /**
  * A live process that looks exactly like a holder: this very executable started as pre-freeze-mysql-lock
- * with an IPC channel, waiting (10 s) for a start message that never comes. It is not this file's (no TZ
+ * with a socket as its descriptor 3, waiting (10 s) for a start message that never comes. It is not this file's (no TZ
  * marker) and holds nothing.
  */
 async function startLookalikeHolder(context: TestContext): Promise<ProcessIdentity> {
-  const child = spawn(EXECUTABLE, [], { argv0: HOLDER_NAME, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: { PATH: '/usr/bin:/bin' } });
+  const child = spawn(EXECUTABLE, [], { argv0: HOLDER_NAME, stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: { PATH: '/usr/bin:/bin' } });
   child.on('error', () => undefined);
   const kill = (): void => void child.kill('SIGKILL');
   cleanups.add(kill);

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HookError } from '../../src/errors';
-import { holderEnvironment } from '../../src/holderprocess';
+import { holderEnvironment } from '../../src/spawnholder';
 import { acquireFreezeLock } from '../../src/freezelock';
 import { identify, isSameProcess, signalIfSame, stopProcess } from '../../src/processes';
 import { isHolderState } from '../../src/state';
