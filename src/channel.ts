@@ -8,7 +8,7 @@ import fs = require('node:fs');
 import net = require('node:net');
 
 /** The holder's end: its descriptor 3, if it is a socket (started by freeze, not by hand). */
-export const HOLDER_CHANNEL_FD = 3;
+const HOLDER_CHANNEL_FD = 3;
 
 export interface ChannelListener<In> {
   message(message: In): void;
@@ -75,11 +75,6 @@ export class Channel<In, Out> {
     this.closed = true;
     this.socket.destroy();
     this.listener?.closed();
-  }
-
-  /** Not to keep the process alive by itself. */
-  unref(): void {
-    this.socket.unref();
   }
 
   private received(chunk: string): void {

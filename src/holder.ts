@@ -1,8 +1,8 @@
 /**
  * pre-freeze-mysql-lock: the process that takes FLUSH TABLES WITH READ LOCK on its own connection and
  * holds it across the snapshot. Started detached by freeze, which hands it the credentials over their
- * private channel (src/channel.ts). While it holds, it writes nothing outside run_dir (the filesystems may be frozen):
- * it releases first and logs afterwards.
+ * private channel (src/channel.ts). While it holds, it writes nothing outside run_dir (the filesystems
+ * may be frozen): it releases first and logs afterwards.
  */
 import path = require('node:path');
 import { Channel } from './channel';
