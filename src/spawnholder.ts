@@ -84,8 +84,18 @@ export class SpawnedHolder {
   }
 }
 
+/**
+ * process.binding() is deprecated, without a warning unless NODE_PENDING_DEPRECATION=1 is in the caller's
+ * environment: then the warning would reach the agent's output, about our internals, not its concern.
+ */
 function binding<T>(name: string): T {
-  return (process as unknown as { binding(name: string): T }).binding(name);
+  const quiet = process.noDeprecation;
+  process.noDeprecation = true;
+  try {
+    return (process as unknown as { binding(name: string): T }).binding(name);
+  } finally {
+    process.noDeprecation = quiet;
+  }
 }
 
 /**
