@@ -155,6 +155,11 @@ const cesu8 = { write: (bytes) => (hasSurrogate(bytes) ? load().getDecoder('cesu
         'function assert(value, ...rest) { if (!value) load()(value, ...rest); }',
       ),
   },
+  // proper-lockfile's default fs. graceful-fs queues and retries calls that fail for want of file
+  // descriptors, which a freeze's few mkdir, stat and utimes calls never do, and when loaded it patches
+  // Node's fs streams: that reads fs.ReadStream, and loading Node's file streams, fs/promises and the
+  // readline and REPL history they import cost ~2.5-3 ms of freeze at every start.
+  { filter: /^graceful-fs$/, contents: () => "module.exports = require('node:fs');" },
   // pino asks whether it runs in the main thread; the executable starts no worker threads.
   { filter: /^worker_threads$/, contents: () => standIn("require('node:worker_threads')", '{ isMainThread: true }') },
   // pino's transports (a worker thread each): we give pino our own destination and use none.
