@@ -94,8 +94,8 @@ class Holder {
         if (message.type === 'lock') {
           void this.lock(message);
         } else if (message.type === 'ack') {
+          // The channel ends when freeze exits, a moment from now: from here that is no reason to release.
           this.acknowledged = true;
-          this.channel.close();
         } else if (message.type === 'abort') {
           void this.stop('aborted', 'freeze aborted');
         }
