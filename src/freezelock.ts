@@ -26,11 +26,30 @@ function isIdentity(value: unknown): value is ProcessIdentity {
   return typeof identity === 'object' && identity !== null && Number.isInteger(identity.pid) && typeof identity.startTime === 'string' && typeof identity.name === 'string' && typeof identity.exe === 'string';
 }
 
-/** Resolves to the release: synchronous, as it comes after the lock is taken and before freeze exits. */
-export async function acquireFreezeLock(runDir: string): Promise<() => void> {
+/**
+ * proper-lockfile's calls for the freeze lock of a run_dir. The build makes proper-lockfile's code cache
+ * after taking and releasing such a lock (scripts/codecache.ts), so that the release, between the lock
+ * and freeze's exit, runs compiled.
+ */
+export function freezeLockCalls(runDir: string): {
+  target: string;
+  lockDirectory: string;
+  lock: lockfile.LockOptions;
+  unlock: lockfile.UnlockOptions;
+} {
   const target = path.join(runDir, LOCK_TARGET);
   const lockDirectory = `${target}.lock`;
-  const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: lockDirectory, onCompromised: () => undefined };
+  return {
+    target,
+    lockDirectory,
+    lock: { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: lockDirectory, onCompromised: () => undefined },
+    unlock: { realpath: false, lockfilePath: lockDirectory, fs: SYNC_FS },
+  };
+}
+
+/** Resolves to the release: synchronous, as it comes after the lock is taken and before freeze exits. */
+export async function acquireFreezeLock(runDir: string): Promise<() => void> {
+  const { target, lockDirectory, lock: options, unlock } = freezeLockCalls(runDir);
   try {
     await lockfile.lock(target, options);
   } catch (error) {
@@ -55,7 +74,7 @@ export async function acquireFreezeLock(runDir: string): Promise<() => void> {
   return () => {
     removeFile(runDir, OWNER_FILE);
     try {
-      lockfile.unlockSync(target, { realpath: false, lockfilePath: lockDirectory, fs: SYNC_FS });
+      lockfile.unlockSync(target, unlock);
     } catch {
       // released already, or compromised (removed by someone else): nothing left of ours
     }
