@@ -8,7 +8,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { CONFIG_ENV, configFilePath, loadSettings } from './config';
 import { describeCoordinates, type Coordinates } from './coordinates';
-import { dispatch, HOLDER_NAME, POST_THAW_NAME, PRE_FREEZE_NAME } from './dispatch';
+import { HOLDER_NAME } from './dispatch';
 import { readAhead, recordRun } from './history';
 import { identify } from './processes';
 import type { HolderState } from './state';
@@ -35,8 +35,6 @@ export async function warmUp(scratch: string): Promise<void> {
     ].join('\n'),
     { mode: 0o600 },
   );
-  dispatch(PRE_FREEZE_NAME, ['freeze']);
-  dispatch(POST_THAW_NAME, ['thaw']);
   const settings = loadSettings(configFilePath(undefined, { [CONFIG_ENV]: config }), { needCredentials: false });
 
   // Freeze, once locked: the progress file goes, the history gets its run.
