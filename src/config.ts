@@ -48,6 +48,8 @@ export interface Settings {
   killLongQueriesAfter: number;
   /** Stop a replica's SQL thread while locking (multi-threaded appliers can deadlock against FTWRL). */
   replicaSqlThread: 'keep' | 'stop';
+  /** Release when the data directory's filesystem thaws after the snapshot (src/fsthaw.ts), or only at post-thaw. */
+  releaseAt: 'filesystem_thaw' | 'post_thaw';
   /** The last runs (results, timings, coordinates, blockers), for status and check: persistent, small. */
   historyFile: string;
   /** Prometheus node_exporter textfile metrics, written atomically after each run; null: none. */
@@ -72,6 +74,7 @@ export const DEFAULTS = {
   killLongQueries: 'off',
   killLongQueriesAfter: 1,
   replicaSqlThread: 'keep',
+  releaseAt: 'filesystem_thaw',
   historyFile: '/var/lib/vmware-mysql-snapshot/history.json',
   notifyTimeout: 10,
 } as const;
@@ -124,6 +127,7 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
     killLongQueries: readChoice(snapshot, 'kill_long_queries', ['off', 'select', 'all'], DEFAULTS.killLongQueries, problems),
     killLongQueriesAfter: readDuration(snapshot, 'kill_long_queries_after', DEFAULTS.killLongQueriesAfter, problems),
     replicaSqlThread: readChoice(snapshot, 'replica_sql_thread', ['keep', 'stop'], DEFAULTS.replicaSqlThread, problems),
+    releaseAt: readChoice(snapshot, 'release_at', ['filesystem_thaw', 'post_thaw'], DEFAULTS.releaseAt, problems),
     historyFile: readAbsolutePath(snapshot, 'history_file', DEFAULTS.historyFile, problems),
     metricsFile: snapshot.has('metrics_file') ? readAbsolutePath(snapshot, 'metrics_file', '', problems) || null : null,
     notifyCommand: snapshot.get('notify_command')?.value.trim() || null,
@@ -186,6 +190,7 @@ const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
       'kill_long_queries',
       'kill_long_queries_after',
       'replica_sql_thread',
+      'release_at',
       'history_file',
       'metrics_file',
       'notify_command',

@@ -4,8 +4,10 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Settings } from './config';
+import fs = require('node:fs');
 import { HookError } from './errors';
 import { acquireFreezeLock } from './freezelock';
+import { cannotWatch } from './fsthaw';
 import type { Logger } from './log';
 import { probeReplication, type Coordinates, type ReplicationProbe } from './coordinates';
 import { startHolder, type HolderEvent, type HolderProcess } from './holderprocess';
@@ -93,7 +95,8 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
         restartAppliers = await stopAppliersLogged(session, logger, startedAt + settings.freezeTimeout * 1000);
       }
       const replication = await probeReplication(session);
-      const freezer = new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers, replication }, progress);
+      const thawProbe = chooseThawProbe(settings, session, logger);
+      const freezer = new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers, replication, thawProbe }, progress);
       try {
         const result = await freezer.run(holder);
         locked = true;
@@ -119,6 +122,28 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
   }
 }
 
+/**
+ * release_at = filesystem_thaw: the data directory whose filesystem the holder watches (src/fsthaw.ts),
+ * if it is a directory here. A server elsewhere (another machine, a container with its own paths) names a
+ * path that is not its data directory here, or none: post-thaw releases then, as with release_at = post_thaw.
+ */
+function chooseThawProbe(settings: Settings, session: Session, logger: Logger): string | null {
+  if (settings.releaseAt !== 'filesystem_thaw') return null;
+  const { datadir } = session.server;
+  let why = cannotWatch();
+  if (why === undefined && !isDirectory(datadir)) why = `the server's data directory ${datadir} is not a directory on this machine`;
+  if (why === undefined) return datadir;
+  logger.info({ event: 'thaw_watch.off', reason: why }, `the lock is released at post-thaw, not at the filesystem thaw: ${why}`);
+  return null;
+}
+
+function isDirectory(directory: string): boolean {
+  try {
+    return fs.statSync(directory).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 /** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
 function refuseIfHeld(settings: Settings, logger: Logger): void {
@@ -189,7 +214,7 @@ class Freezer {
     private readonly abort: AbortSignal,
     private readonly session: Session,
     private readonly startedAt: number,
-    private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[]; replication: ReplicationProbe },
+    private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[]; replication: ReplicationProbe; thawProbe: string | null },
     private readonly progress: FreezeProgress,
   ) {}
 
@@ -295,7 +320,8 @@ class Freezer {
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
     const { connectionId: _, ...server } = this.session.server;
-    holder.lock({ plan: this.plan(holder), afterRelease: this.lock.afterRelease, replication: this.lock.replication, server });
+    const { afterRelease, replication, thawProbe } = this.lock;
+    holder.lock({ plan: this.plan(holder), afterRelease, replication, server, thawProbe });
     this.logger.debug({ event: 'lock.attempt', attempt: this.attempts, holderPid: holder.pid }, `lock attempt ${this.attempts}`);
     const killTimer =
       settings.killLongQueries === 'off' ? undefined : setTimeout(() => void this.killLongQueries(Date.now() - settings.killLongQueriesAfter * 1000), settings.killLongQueriesAfter * 1000);

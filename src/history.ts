@@ -31,6 +31,8 @@ export interface RunRecord {
   lockMode?: string;
   coordinates?: Coordinates;
   holdMs?: number | null;
+  /** the lock ended at the filesystem thaw, before thaw was called (release_at = filesystem_thaw) */
+  releasedAtFilesystemThaw?: boolean;
   expired?: boolean;
   blockers?: BlockerSummary[];
 }

@@ -7,6 +7,7 @@
 import path = require('node:path');
 import { Channel } from './channel';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from './coordinates';
+import { ThawWatch } from './fsthaw';
 import { describedSession, killConnectionIfOurs, openLink, serverError, withSession, type Link, type Session } from './mysql';
 import { identify, type ProcessIdentity } from './processes';
 import { VERSION } from './version';
@@ -69,6 +70,9 @@ class Holder {
   private statementRunning = false;
   private releasing: Promise<void> | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
+  private thawWatch: ThawWatch | undefined;
+  /** why the watch for the filesystem thaw ended without one (logged after the release) */
+  private thawWatchProblem: string | undefined;
   private resolveDone: (code: number) => void = () => {};
   private readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
 
@@ -96,6 +100,7 @@ class Holder {
         } else if (message.type === 'ack') {
           // The channel ends when freeze exits, a moment from now: from here that is no reason to release.
           this.acknowledged = true;
+          this.watchForThaw();
         } else if (message.type === 'abort') {
           void this.stop('aborted', 'freeze aborted');
         }
@@ -147,7 +152,7 @@ class Holder {
     // Our state from now on: until freeze said lock, it had not proven it may (one freeze at a time, no
     // lock already held), and an early holder must not touch the state of a lock someone else holds.
     const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
-    this.state = { ...this.state, connection, lockMode: plan.mode, afterRelease: request.afterRelease };
+    this.state = { ...this.state, connection, lockMode: plan.mode, afterRelease: request.afterRelease, ...(request.thawProbe === null ? {} : { thawProbe: request.thawProbe }) };
     this.saveState();
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
@@ -181,6 +186,22 @@ class Holder {
     void this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
   }
 
+  /**
+   * Once freeze has exited the agent freezes the filesystems, and the snapshot is taken while they are
+   * frozen: a thaw of the data directory's filesystem seen from here ends the hold (src/fsthaw.ts).
+   */
+  private watchForThaw(): void {
+    const directory = this.state.thawProbe;
+    if (directory === undefined || this.state.phase !== 'held' || this.releasing !== undefined) return;
+    this.thawWatch = new ThawWatch(directory, {
+      thawed: (freeze) => {
+        this.state = { ...this.state, filesystemFreeze: freeze };
+        void this.stop('filesystem_thaw', `the filesystem of ${directory} thawed after the snapshot`);
+      },
+      gaveUp: (why) => (this.thawWatchProblem = why),
+    }).start();
+  }
+
   private async fail(error: unknown, timedOut: boolean): Promise<void> {
     const hookError = serverError(error, 'taking FLUSH TABLES WITH READ LOCK', this.session?.server.account);
     await this.send({ type: 'failed', code: hookError.code, message: hookError.message, timedOut });
@@ -202,6 +223,7 @@ class Holder {
 
   private async release(reason: ReleaseReason, detail: string): Promise<void> {
     clearTimeout(this.expiryTimer);
+    this.thawWatch?.stop();
     const wasHeld = this.state.phase === 'held';
     let phase: HolderState['phase'] = reason === 'expired' ? 'expired' : reason === 'lost' ? 'lost' : wasHeld ? 'released' : 'aborted';
     if (wasHeld && reason !== 'lost') {
@@ -254,7 +276,11 @@ class Holder {
     if (this.plan === undefined) return this.resolveDone(1);
     const { createLogger } = await import('./log'); // loaded only now: nothing is logged before the release
     const logger = createLogger(this.start.logFile, 'hold');
-    const fields = { heldMs: heldMs(this.state), coordinates: this.state.coordinates, reason: this.state.releaseReason };
+    const { filesystemFreeze } = this.state;
+    const fields = { heldMs: heldMs(this.state), coordinates: this.state.coordinates, reason: this.state.releaseReason, filesystemFreeze };
+    if (this.thawWatchProblem !== undefined) {
+      logger.warn({ event: 'thaw_watch.failed', reason: this.thawWatchProblem }, `stopped watching for the filesystem thaw: ${this.thawWatchProblem}; the lock was left to post-thaw`);
+    }
     if (phase === 'released') logger.info({ event: 'lock.released', ...fields }, `lock released (${detail})`);
     else if (phase === 'expired') logger.error({ event: 'lock.expired', ...fields }, `lock released by itself: ${detail}; the snapshot may not be consistent`);
     else if (phase === 'lost') logger.error({ event: 'lock.lost', ...fields }, `lock lost: ${detail}`);

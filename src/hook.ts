@@ -117,7 +117,7 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
 
 async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', early: EarlyRelease): Promise<number> {
   logger.info({ event: 'thaw.start', operation, signalled: early !== 'none' }, `${operation} requested`);
-  const { thaw } = await import('./thaw');
+  const { thaw, releasedText } = await import('./thaw');
   const result = await thaw(settings, logger, operation, early);
   const run: RunRecord = {
     operation,
@@ -125,13 +125,14 @@ async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | '
     result: result.outcome,
     holdMs: result.heldMs,
     expired: result.state?.phase === 'expired',
+    ...(result.state?.releaseReason === 'filesystem_thaw' ? { releasedAtFilesystemThaw: true } : {}),
     ...(result.state?.coordinates ? { coordinates: result.state.coordinates } : {}),
     ...(result.problem ? { message: result.problem } : {}),
   };
   if (operation === 'freezeFail') {
     // The agent says the snapshot failed: worth a notification, whatever we released.
     await recordOutcome(settings, logger, { ...run, result: 'failed', message: `the guest agent reported the snapshot failed (freezeFail)${result.problem ? `; ${result.problem}` : ''}` });
-    say(1, result.outcome === 'released' ? `released after ${result.heldMs} ms\n` : `nothing held any more${result.problem ? ` (${result.problem})` : ''}\n`);
+    say(1, result.outcome === 'released' ? `${releasedText(result.state, result.heldMs)}\n` : `nothing held any more${result.problem ? ` (${result.problem})` : ''}\n`);
     return EXIT.ok;
   }
   await recordOutcome(settings, logger, run);
@@ -139,7 +140,7 @@ async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | '
     say(2, `${operation}: ${result.problem}: the snapshot may not be consistent\n`);
     return EXIT.inconsistent;
   }
-  say(1, result.outcome === 'released' ? `released after ${result.heldMs} ms\n` : 'nothing was held\n');
+  say(1, result.outcome === 'released' ? `${releasedText(result.state, result.heldMs)}\n` : 'nothing was held\n');
   return EXIT.ok;
 }
 

@@ -18,6 +18,8 @@ export interface ServerInfo {
   logBin: boolean;
   /** epoch ms at which the server started (now - Uptime): with the connection id it names one connection */
   startedAt: number;
+  /** @@datadir, as the server names it (on this machine, or in a container or elsewhere) */
+  datadir: string;
 }
 
 /** An authenticated connection; a Session also knows what it is connected to. */
@@ -107,7 +109,7 @@ export async function withSession<T>(client: ClientSettings, options: { connectT
 
 async function readServerInfo(connection: mysql.Connection): Promise<ServerInfo> {
   const [rows] = await connection.query<mysql.RowDataPacket[]>(
-    'SELECT @@version AS version, CONNECTION_ID() AS id, CURRENT_USER() AS account, @@log_bin AS logBin, UNIX_TIMESTAMP(NOW(3)) AS now',
+    'SELECT @@version AS version, CONNECTION_ID() AS id, CURRENT_USER() AS account, @@log_bin AS logBin, @@datadir AS datadir, UNIX_TIMESTAMP(NOW(3)) AS now',
   );
   const [status] = await connection.query<mysql.RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Uptime'");
   const row = rows[0] ?? {};
@@ -119,6 +121,7 @@ async function readServerInfo(connection: mysql.Connection): Promise<ServerInfo>
     account: String(row['account']),
     logBin: Number(row['logBin']) === 1,
     startedAt: Math.round((Number(row['now']) - uptime) * 1000),
+    datadir: String(row['datadir']),
   };
 }
 

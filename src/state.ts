@@ -10,13 +10,14 @@ import { HOLDER_NAME } from './dispatch';
 import type { ErrorCode } from './errors';
 import type { LockMode, LockPlan } from './lockmodes';
 import type { Coordinates, ReplicationProbe } from './coordinates';
+import type { FilesystemFreeze } from './fsthaw';
 import type { ConnectionProof, ServerInfo } from './mysql';
 import type { ProcessIdentity } from './processes';
 
 export type HolderPhase = 'locking' | 'held' | 'released' | 'expired' | 'lost' | 'aborted';
 
-/** requested: by thaw or freezeFail (RELEASE_SIGNAL) */
-export type ReleaseReason = 'requested' | 'expired' | 'lost' | 'aborted';
+/** requested: by thaw or freezeFail (RELEASE_SIGNAL); filesystem_thaw: see src/fsthaw.ts */
+export type ReleaseReason = 'requested' | 'filesystem_thaw' | 'expired' | 'lost' | 'aborted';
 
 /** How thaw and freezeFail ask the holder to release (SIGUSR1 would start Node's inspector). */
 export const RELEASE_SIGNAL: NodeJS.Signals = 'SIGUSR2';
@@ -38,6 +39,10 @@ export interface HolderState {
   afterRelease?: string[];
   /** a human sentence for `lost` and `aborted` */
   detail?: string;
+  /** the data directory whose filesystem's thaw ends the hold (release_at = filesystem_thaw) */
+  thawProbe?: string;
+  /** the freeze of that filesystem, seen while the lock was held */
+  filesystemFreeze?: FilesystemFreeze;
 }
 
 /** What thaw made of a holder's state, kept as last.json for `status`. */
@@ -111,6 +116,8 @@ export interface LockRequest {
   replication: ReplicationProbe;
   /** the server as freeze's session read it: the holder's connection asks nothing before its lock */
   server: Omit<ServerInfo, 'connectionId'>;
+  /** release_at = filesystem_thaw: the data directory whose filesystem is watched once freeze has exited */
+  thawProbe: string | null;
 }
 
 export type ToHolder = HolderStart | LockRequest | { type: 'ack' } | { type: 'abort' };

@@ -116,8 +116,15 @@ function judge(logger: Logger, operation: string, state: HolderState, wasAlive: 
     logger.error({ ...fields, event: 'thaw.inconsistent' }, `${operation}: ${problem}; the snapshot may not be consistent`);
     return { outcome: 'inconsistent', problem, heldMs: held, state };
   }
-  logger.info({ ...fields, event: 'thaw.released' }, `${operation}: lock released after ${held} ms`);
+  logger.info({ ...fields, event: 'thaw.released' }, `${operation}: lock ${releasedText(state, held)}`);
   return { outcome: 'released', heldMs: held, state };
+}
+
+/** "released after 840 ms", and for a release at the filesystem thaw, when that was. */
+export function releasedText(state: HolderState | undefined, held: number | null, now = Date.now()): string {
+  const freeze = state?.releaseReason === 'filesystem_thaw' ? state.filesystemFreeze : undefined;
+  if (freeze === undefined) return `released after ${held} ms`;
+  return `released after ${held} ms, when the filesystem of ${freeze.directory} thawed (${Math.max(0, now - freeze.thawedAt)} ms ago)`;
 }
 
 /** Statements the holder should have run after its release but could not (it died): e.g. restart the applier. */

@@ -585,6 +585,7 @@ class Fake implements FakeServer {
       version: this.dialect.version,
       version_comment: this.dialect.versionComment,
       log_bin: this.state.binlog === null ? 0 : 1,
+      datadir: '/var/lib/mysql/',
       server_uuid: this.state.serverUuid,
       gtid_executed: this.state.gtidExecuted,
       gtid_mode: this.state.gtidExecuted === '' ? 'OFF' : 'ON',

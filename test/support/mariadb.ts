@@ -59,7 +59,10 @@ export interface ConnectOptions {
   tcp?: boolean;
 }
 
-export type StartOptions = ServerOptions;
+export type StartOptions = ServerOptions & {
+  /** a data directory elsewhere than in the server's own directory (e.g. on a filesystem to freeze); must not exist yet */
+  datadir?: string;
+};
 
 const BINARY_DIRECTORIES = ['/usr/sbin', '/usr/bin'];
 const SERVER_BINARY = 'mariadbd';
@@ -150,7 +153,8 @@ function rewriteBinlogIndex(datadir: string): void {
 }
 
 async function newServer(options: StartOptions): Promise<MariaDBServer> {
-  const files = serverFiles(fs.mkdtempSync(path.join(os.tmpdir(), 'vms-mariadb-')));
+  const own = serverFiles(fs.mkdtempSync(path.join(os.tmpdir(), 'vms-mariadb-')));
+  const files = options.datadir === undefined ? own : { ...own, datadir: options.datadir };
   const port = await freePort();
   return new MariaDBServer(files, port, new MariadbdProcess(requireBinary(SERVER_BINARY), files, serverArgs(files, port, options)));
 }

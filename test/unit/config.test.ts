@@ -128,6 +128,7 @@ test('a minimal file gets every default', () => {
     killLongQueries: 'off',
     killLongQueriesAfter: 1,
     replicaSqlThread: 'keep',
+    releaseAt: 'filesystem_thaw',
     historyFile: '/var/lib/vmware-mysql-snapshot/history.json',
     metricsFile: null,
     notifyCommand: null,
@@ -146,6 +147,7 @@ test('a minimal file gets every default', () => {
     killLongQueries: 'off',
     killLongQueriesAfter: 1,
     replicaSqlThread: 'keep',
+    releaseAt: 'filesystem_thaw',
     historyFile: '/var/lib/vmware-mysql-snapshot/history.json',
     notifyTimeout: 10,
   });
@@ -166,6 +168,15 @@ test('lock mode, coordinates file, kill_long_queries and replica_sql_thread', ()
   assert.equal(
     onlyProblem(`${MINIMAL}[snapshot]\nkill_long_queries = all\nkill_long_queries_after = 2\n`),
     `${CONFIG}: kill_long_queries_after (2) must be shorter than lock_wait_timeout (2), or the attempt is given up before anything is killed`,
+  );
+});
+
+test('release_at: filesystem_thaw by default, post_thaw, and nothing else', () => {
+  assert.equal(load(`${MINIMAL}[snapshot]\nrelease-at = POST_THAW\n`).releaseAt, 'post_thaw');
+  assert.equal(load(`${MINIMAL}[snapshot]\nrelease_at = filesystem_thaw\n`).releaseAt, 'filesystem_thaw');
+  assert.equal(
+    onlyProblem(`${MINIMAL}[snapshot]\nrelease_at = thaw\n`),
+    `${CONFIG}:5: release_at = "thaw" is not valid: expected filesystem_thaw or post_thaw`,
   );
 });
 
@@ -420,8 +431,8 @@ test('all problems are reported together in one error, in the order of the file'
     `${CONFIG}:6: lock_wait_timeout = "5s" is not valid: expected a number of seconds greater than 0 and at most 3600, such as 2 or 0.5, without a unit`,
     `${CONFIG}:7: max_lock_time = "-3" is not valid: expected a number of seconds greater than 0 and at most 86400, such as 2 or 0.5, without a unit`,
     `${CONFIG}:8: if_server_down = "maybe" is not valid: expected skip or fail`,
-    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, history_file, metrics_file, notify_command, notify_timeout`,
-    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, history_file, metrics_file, notify_command, notify_timeout`,
+    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
+    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
     `${CONFIG}:12: unknown section [other]: expected [client] or [snapshot]`,
     `${CONFIG}: [client] has no user: set user (and password), or defaults_file = /etc/mysql/debian.cnf`,
   ]);

@@ -1,0 +1,86 @@
+/**
+ * A filesystem of the tests' own that they can freeze and thaw as the guest agents do (FIFREEZE and
+ * FITHAW, by util-linux's fsfreeze): ext4 in a sparse file under os.tmpdir(), loop-mounted. Needs root (as
+ * CI runs) and a loop device. A filesystem still mounted when the process exits is thawed and unmounted
+ * then: a frozen one left behind would hang every writer to it.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { findBinary, isRoot } from '../../src/throwaway';
+
+const execFileAsync = promisify(execFile);
+
+/** mkfs.ext4 and fsfreeze live in sbin, which may be off PATH */
+function runFile(tool: string, args: string[]): Promise<unknown> {
+  return execFileAsync(findBinary(tool) ?? tool, args);
+}
+
+export interface LoopFilesystem {
+  readonly mountPoint: string;
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  /** Thaws, unmounts and deletes it; whatever runs on it must be stopped first. */
+  remove(): Promise<void>;
+}
+
+/** Why this machine cannot give the tests a loop filesystem, or undefined if it can. */
+export function loopFilesystemUnavailable(): string | undefined {
+  if (!isRoot()) return 'mounting a loop filesystem needs root';
+  for (const tool of ['mkfs.ext4', 'mount', 'umount', 'fsfreeze']) {
+    if (findBinary(tool) === undefined) return `${tool} is not installed`;
+  }
+  if (!fs.existsSync('/dev/loop-control')) return 'no loop devices (/dev/loop-control)';
+  return undefined;
+}
+
+const mounted = new Set<string>();
+
+process.on('exit', () => {
+  for (const mountPoint of mounted) {
+    for (const command of [['fsfreeze', '-u', mountPoint], ['umount', '-l', mountPoint]]) {
+      try {
+        const [tool = '', ...args] = command;
+        execFileSync(findBinary(tool) ?? tool, args, { stdio: 'ignore' });
+      } catch {
+        // not frozen, or already gone
+      }
+    }
+  }
+});
+
+export async function mountLoopFilesystem(sizeMb = 512): Promise<LoopFilesystem> {
+  const why = loopFilesystemUnavailable();
+  if (why !== undefined) throw new Error(`cannot make a filesystem to freeze: ${why}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-loopfs-'));
+  const image = path.join(dir, 'image');
+  const mountPoint = path.join(dir, 'mnt');
+  fs.mkdirSync(mountPoint);
+  fs.writeFileSync(image, '');
+  fs.truncateSync(image, sizeMb * 1024 * 1024);
+  await runFile('mkfs.ext4', ['-q', '-F', image]);
+  await runFile('mount', ['-o', 'loop', image, mountPoint]);
+  mounted.add(mountPoint);
+  let frozen = false;
+  const thaw = async (): Promise<void> => {
+    if (!frozen) return;
+    await runFile('fsfreeze', ['-u', mountPoint]);
+    frozen = false;
+  };
+  return {
+    mountPoint,
+    freeze: async () => {
+      await runFile('fsfreeze', ['-f', mountPoint]);
+      frozen = true;
+    },
+    thaw,
+    remove: async () => {
+      await thaw();
+      await runFile('umount', [mountPoint]);
+      mounted.delete(mountPoint);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
