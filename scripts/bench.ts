@@ -18,7 +18,9 @@ import { CONFIG_ENV } from '../src/config';
 import { openSession, readProcesslist, type Session } from '../src/mysql';
 import { findBlockers, windowRules } from '../src/window';
 import { HOOK_NAMES, makeHookSetup, parseLogLines, type HookSetup } from '../test/support/hook';
+import { loopFilesystemUnavailable, mountLoopFilesystem, type LoopFilesystem } from '../test/support/loopfs';
 import { mariadbInstalled, startMariaDB, TEST_USER, type TestServer } from '../test/support/mariadb';
+import { findBinary } from '../src/throwaway';
 
 /** build/scripts/bench.js -> the repository root */
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -244,6 +246,8 @@ interface HolderStateFile {
   startedAt: number;
   lockedAt?: number;
   releasedAt?: number;
+  releaseReason?: string;
+  filesystemFreeze?: { seenAt: number; thawedAt: number };
 }
 
 function readRunDirJson(setup: HookSetup, name: string): HolderStateFile {
@@ -603,6 +607,71 @@ async function measureStall(server: TestServer, setup: HookSetup, options: Optio
   return samples;
 }
 
+/**
+ * 3b. The same, with the data directory's filesystem frozen as the agents do between freeze and thaw:
+ * freeze, `fsfreeze -f`, the hold, `fsfreeze -u`, thaw. The writer waits on the lock and, while it is
+ * frozen, on the filesystem; with release_at = filesystem_thaw the holder releases at the thaw.
+ */
+interface FrozenStallSample {
+  overheadMs: number;
+  blockedMs: number;
+  /** freeze's exit to thaw's exec, as in 3 */
+  holdMs: number;
+  lockToFreezeExitMs: number;
+  /** from the exec of `fsfreeze -u` to the blocked INSERT's completion */
+  fsThawToWriterMs: number;
+  /** from thaw's exec to the blocked INSERT's completion: negative when the lock ended before thaw */
+  thawToWriterMs: number;
+  /** from the exec of `fsfreeze -f` to that of `fsfreeze -u` */
+  frozenMs: number;
+  /** from the exec of `fsfreeze -u` to the holder's probe coming back (NaN if it released on thaw's request) */
+  fsThawToProbeMs: number;
+  /** from the probe coming back to the holder's UNLOCK having returned */
+  probeToReleasedMs: number;
+}
+
+async function measureFrozenStall(server: TestServer, setup: HookSetup, filesystem: LoopFilesystem, options: Options): Promise<FrozenStallSample[]> {
+  const fsfreeze = findBinary('fsfreeze') ?? 'fsfreeze';
+  const environment = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  const writer = new LoopWriter(await server.connect(), 'app.t');
+  const samples: FrozenStallSample[] = [];
+  try {
+    await writer.waitForCount(50, 5000);
+    for (let i = 0; i < options.warmup + options.runs; i += 1) {
+      const freeze = await freezeOnce(setup);
+      const fsFreeze = await launch(fsfreeze, ['-f', filesystem.mountPoint], environment);
+      if (fsFreeze.code !== 0) throw new Error(describeRun('fsfreeze -f', fsFreeze));
+      await sleep(options.holdMs - (now() - freeze.exitedAt));
+      const fsThaw = await launch(fsfreeze, ['-u', filesystem.mountPoint], environment);
+      if (fsThaw.code !== 0) throw new Error(describeRun('fsfreeze -u', fsThaw));
+      const thaw = await thawOnce(setup);
+      await writer.waitForCount(writer.ends.length + 5, 5000);
+      if (i < options.warmup) continue;
+      const blocked = writer.inFlightAt(fsThaw.startedAt);
+      if (blocked === undefined) throw new Error('the writer was not blocked while the filesystem was frozen');
+      const last = readRunDirJson(setup, 'last.json');
+      const probe = last.releaseReason === 'filesystem_thaw' ? last.filesystemFreeze : undefined;
+      const holdMs = thaw.startedAt - freeze.exitedAt;
+      const blockedMs = blocked.end - blocked.start;
+      samples.push({
+        overheadMs: blockedMs - holdMs,
+        blockedMs,
+        holdMs,
+        lockToFreezeExitMs: freeze.exitedAt - blocked.start,
+        fsThawToWriterMs: blocked.end - fsThaw.startedAt,
+        thawToWriterMs: blocked.end - thaw.startedAt,
+        frozenMs: fsThaw.startedAt - fsFreeze.startedAt,
+        fsThawToProbeMs: probe === undefined ? NaN : probe.thawedAt - fsThaw.startedAt,
+        probeToReleasedMs: probe === undefined || last.releasedAt === undefined ? NaN : last.releasedAt - probe.thawedAt,
+      });
+      await sleep(50);
+    }
+  } finally {
+    await writer.stop();
+  }
+  return samples;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 4. pile-up: a long write statement on app.a in flight; the longest stall of a writer on app.b while a
 //    freeze is under way, ours against a naive FLUSH TABLES WITH READ LOCK from a mariadb client
@@ -944,6 +1013,7 @@ async function main(): Promise<number> {
   const freeze = await step('1. freeze latency (idle server)', () => measureFreeze(setup, tail, options));
   const thaw = await step('2. thaw latency (to a blocked writer proceeding)', () => measureThaw(server!, setup, tail, options));
   const stall = await step(`3. stall overhead (tight-loop writer, ${options.holdMs} ms hold)`, () => measureStall(server!, setup, options));
+  const frozenStall = await measureFrozenStallIfPossible(options, exe, runDirParent, step);
   const startup = await step('5. start-up', () => measureStartup(setup, options, versions.runtime));
   const pileup = await step(`4. pile-up (${options.longStatementS} s write statement on another table)`, () => measurePileup(server!, setup, tail, options));
   const poll = await step(`6. processlist poll (${options.connections} idle connections)`, () => measurePoll(server!, options));
@@ -952,6 +1022,7 @@ async function main(): Promise<number> {
   const freezeStats = stats(freeze.map((sample) => sample.ms));
   const thawStats = stats(thaw.map((sample) => sample.ms));
   const overheadStats = stats(stall.map((sample) => sample.overheadMs));
+  const frozenStats = frozenStall.samples === null ? null : stats(frozenStall.samples.map((sample) => sample.overheadMs));
   const ours = pileup.filter((sample) => sample.variant === 'ours');
   const naive = pileup.filter((sample) => sample.variant === 'naive');
   const oursStall = stats(ours.map((sample) => sample.stallMs));
@@ -965,7 +1036,8 @@ async function main(): Promise<number> {
   const rows: Row[] = [
     { metric: 'freeze latency, idle server', median: freezeStats?.median ?? null, p95: freezeStats?.p95 ?? null, unit: 'ms', target: '<= 150 ms median', judged: freezeStats?.median ?? null, limit: 150 },
     { metric: 'thaw latency (exec -> blocked writer proceeds)', median: thawStats?.median ?? null, p95: thawStats?.p95 ?? null, unit: 'ms', target: '<= 60 ms median', judged: thawStats?.median ?? null, limit: 60 },
-    { metric: `stall overhead (writer stall - ${options.holdMs} ms hold)`, median: overheadStats?.median ?? null, p95: overheadStats?.p95 ?? null, unit: 'ms', target: '<= 50 ms median', judged: overheadStats?.median ?? null, limit: 50 },
+    { metric: `stall overhead, filesystem frozen as the agents do`, median: frozenStats?.median ?? null, p95: frozenStats?.p95 ?? null, unit: 'ms', target: '<= 50 ms median', judged: frozenStats?.median ?? null, limit: 50 },
+    { metric: `stall overhead, no filesystem frozen`, median: overheadStats?.median ?? null, p95: overheadStats?.p95 ?? null, unit: 'ms', target: '<= 50 ms median', judged: overheadStats?.median ?? null, limit: 50 },
     { metric: `pile-up stall, ours (${ours.length} runs, p95 = worst)`, median: oursStall?.median ?? null, p95: oursStall?.max ?? null, unit: 'ms', target: '<= 1100 ms (lwt + 100), worst', judged: oursStall?.max ?? null, limit: lockWaitTimeoutMs + 100 },
     { metric: `pile-up stall, naive FTWRL (${naive.length} runs)`, median: naiveStall?.median ?? null, p95: naiveStall?.max ?? null, unit: 'ms', target: `~ whole statement (${options.longStatementS * 1000 - 200} ms)`, judged: null, limit: null },
     { metric: 'pile-up stall ratio naive / ours', median: ratio, p95: null, unit: 'x', target: '', judged: null, limit: null },
@@ -994,6 +1066,12 @@ async function main(): Promise<number> {
   }
   if (stallParts !== null) {
     say('stall, median parts (ms):      ' + Object.entries(stallParts).map(([key, value]) => `${key} ${value.toFixed(1)}`).join(', '));
+  }
+  const frozenParts = frozenStall.samples === null ? null : medians(frozenStall.samples.map(({ overheadMs: _, ...parts }) => parts));
+  if (frozenParts !== null) {
+    say('stall, filesystem frozen, median parts (ms): ' + Object.entries(frozenParts).map(([key, value]) => `${key} ${value.toFixed(1)}`).join(', '));
+  } else {
+    say(`stall, filesystem frozen: not measured (${frozenStall.skipped})`);
   }
   say(`pile-up, ours: attempts ${ours.map((sample) => sample.attempts).join(', ')}; lock timeouts ${ours.map((sample) => sample.lockTimeouts).join(', ')}; freeze took ${ours.map((sample) => (sample.freezeMs / 1000).toFixed(2)).join(', ')} s`);
   const busyQuery = stats(poll.busy.map((sample) => sample.queryMs));
@@ -1055,6 +1133,7 @@ async function main(): Promise<number> {
     freeze: { stats: freezeStats, breakdownMedianMs: freezeBreakdown, rssMB: rss, rssAnonMB: stats(freeze.map((s) => s.rssAnonMB)), rssFileMB: stats(freeze.map((s) => s.rssFileMB)), hwmMB: stats(freeze.map((s) => s.hwmMB)), samples: freeze },
     thaw: { stats: thawStats, exitStats: stats(thaw.map((sample) => sample.exitMs)), breakdownMedianMs: thawBreakdown, samples: thaw },
     stall: { stats: overheadStats, blockedStats: stats(stall.map((sample) => sample.blockedMs)), partsMedianMs: stallParts, samples: stall },
+    frozenStall: { stats: frozenStats, partsMedianMs: frozenParts, skipped: frozenStall.skipped, samples: frozenStall.samples },
     pileup: { lockWaitTimeoutMs, longStatementS: options.longStatementS, ours: oursStall, naive: naiveStall, ratio, samples: pileup },
     startup: { version: stats(startup['version']!), noopThaw: stats(startup['noopThaw']!), bareRuntime: stats(startup['bareRuntime']!), harnessSpawn: stats(startup['harnessSpawn']!), samples: startup },
     poll: { connections: options.connections, connectMs: round(poll.connectMs), busy: pollBusy, busyQuery, busyFindBlockers: busyFind, idle: pollIdle, samples: poll },
@@ -1066,8 +1145,44 @@ async function main(): Promise<number> {
   return 0;
 }
 
+/**
+ * 3b needs a filesystem to freeze (root, a loop device): a second server with its data directory on one,
+ * and a setup of its own, run_dir on tmpfs as for the others.
+ */
+async function measureFrozenStallIfPossible(
+  options: Options,
+  exe: string,
+  runDirParent: string | undefined,
+  step: <T>(title: string, body: () => Promise<T>) => Promise<T>,
+): Promise<{ samples: FrozenStallSample[] | null; skipped: string | null }> {
+  const why = loopFilesystemUnavailable();
+  if (why !== undefined) {
+    say(`  3b. stall overhead, filesystem frozen: skipped (${why})`);
+    return { samples: null, skipped: why };
+  }
+  loopFilesystem = await mountLoopFilesystem();
+  frozenServer = await startMariaDB({ datadir: path.join(loopFilesystem.mountPoint, 'data') });
+  const setup = makeHookSetup(frozenServer, {
+    snapshot: { lock_wait_timeout: '1', long_query_time: '1', max_lock_time: '60', freeze_timeout: '30' },
+    ...(runDirParent === undefined ? {} : { runDir: path.join(runDirParent, 'run-frozen') }),
+  });
+  cleanups.push(() => fs.rmSync(setup.dir, { recursive: true, force: true }));
+  for (const name of HOOK_NAMES) {
+    fs.unlinkSync(path.join(setup.binDir, name));
+    fs.symlinkSync(exe, path.join(setup.binDir, name));
+  }
+  const samples = await step(`3b. stall overhead, data directory's filesystem frozen (${options.holdMs} ms hold)`, () => measureFrozenStall(frozenServer!, setup, loopFilesystem!, options));
+  return { samples, skipped: null };
+}
+
+let frozenServer: TestServer | undefined;
+let loopFilesystem: LoopFilesystem | undefined;
+
 async function cleanUp(): Promise<void> {
+  await loopFilesystem?.thaw().catch(() => undefined);
   if (frozen !== undefined) await runExe(frozen, 'post-thaw-script', ['thaw'], 10_000).catch(() => undefined);
+  await frozenServer?.remove().catch((error: unknown) => say(`cannot remove the server: ${errorText(error)}`));
+  await loopFilesystem?.remove().catch((error: unknown) => say(`cannot remove the loop filesystem: ${errorText(error)}`));
   naiveChild?.kill('SIGKILL');
   await server?.remove().catch((error: unknown) => say(`cannot remove the server: ${errorText(error)}`));
   for (const cleanup of cleanups.reverse()) cleanup();
