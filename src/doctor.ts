@@ -8,6 +8,7 @@ import path = require('node:path');
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Settings } from './config';
 import { firstSupported, parseReplicaStatus, replicaStatusStatements } from './coordinates';
+import { probeOnce, thawProbeFor } from './fsthaw';
 import { chooseMode, unsupportedReason, type LockMode, type ServerTraits } from './lockmodes';
 import { globalPrivileges, grantStatement, missingPrivileges, openSession, type Session } from './mysql';
 import { packageLoads } from './packages';
@@ -48,7 +49,7 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
   }
   if (session !== undefined) {
     try {
-      checks.push(...(await serverChecks(settings, session)));
+      checks.push(...(await serverChecks(settings, session)), releaseCheck(settings, session));
     } finally {
       await session.close();
     }
@@ -59,6 +60,20 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
   const executable = executableCheck();
   if (executable !== undefined) checks.push(executable);
   return checks;
+}
+
+/** Whether the lock will end at the filesystem thaw (release_at = filesystem_thaw) or at thaw. */
+function releaseCheck(settings: Settings, session: Session): Check {
+  if (settings.releaseAt === 'post_thaw') return { name: 'release', verdict: 'ok', detail: 'at thaw (release_at = post_thaw)' };
+  const probe = thawProbeFor(session.server.datadir);
+  const problem = 'directory' in probe ? probeOnce(probe.directory) : probe.why;
+  if (problem === undefined) return { name: 'release', verdict: 'ok', detail: `when the filesystem of ${session.server.datadir} thaws after the snapshot` };
+  return {
+    name: 'release',
+    verdict: 'warn',
+    detail: `at thaw, not at the filesystem thaw: ${problem}`,
+    fix: `run the hook on the server's own machine, or set release_at = post_thaw in ${settings.file} to make that the rule`,
+  };
 }
 
 async function serverChecks(settings: Settings, session: Session): Promise<Check[]> {

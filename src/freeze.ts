@@ -4,10 +4,9 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Settings } from './config';
-import fs = require('node:fs');
 import { HookError } from './errors';
 import { acquireFreezeLock } from './freezelock';
-import { cannotWatch } from './fsthaw';
+import { thawProbeFor } from './fsthaw';
 import type { Logger } from './log';
 import { probeReplication, type Coordinates, type ReplicationProbe } from './coordinates';
 import { startHolder, type HolderEvent, type HolderProcess } from './holderprocess';
@@ -122,27 +121,13 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
   }
 }
 
-/**
- * release_at = filesystem_thaw: the data directory whose filesystem the holder watches (src/fsthaw.ts),
- * if it is a directory here. A server elsewhere (another machine, a container with its own paths) names a
- * path that is not its data directory here, or none: post-thaw releases then, as with release_at = post_thaw.
- */
+/** release_at = filesystem_thaw: the data directory whose filesystem the holder watches (src/fsthaw.ts). */
 function chooseThawProbe(settings: Settings, session: Session, logger: Logger): string | null {
   if (settings.releaseAt !== 'filesystem_thaw') return null;
-  const { datadir } = session.server;
-  let why = cannotWatch();
-  if (why === undefined && !isDirectory(datadir)) why = `the server's data directory ${datadir} is not a directory on this machine`;
-  if (why === undefined) return datadir;
-  logger.info({ event: 'thaw_watch.off', reason: why }, `the lock is released at post-thaw, not at the filesystem thaw: ${why}`);
+  const probe = thawProbeFor(session.server.datadir);
+  if ('directory' in probe) return probe.directory;
+  logger.info({ event: 'thaw_watch.off', reason: probe.why }, `the lock is released at post-thaw, not at the filesystem thaw: ${probe.why}`);
   return null;
-}
-
-function isDirectory(directory: string): boolean {
-  try {
-    return fs.statSync(directory).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 /** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */

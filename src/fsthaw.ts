@@ -44,10 +44,35 @@ export interface ThawWatchEvents {
   gaveUp(why: string): void;
 }
 
-/** Whether this machine lets us prove that a probe waits for a freeze: the question asked before watching. */
-export function cannotWatch(): string | undefined {
-  if (RENAME_SYSCALLS[process.arch] === undefined) return `no known rename system calls on ${process.arch}`;
+/**
+ * The directory to probe, or why there is none: the server's data directory, if it is a directory on this
+ * machine. A server elsewhere (another machine, a container with paths of its own) names a path that is
+ * not its data directory here, or none; thaw releases then, as with release_at = post_thaw.
+ */
+export function thawProbeFor(datadir: string): { directory: string } | { why: string } {
+  if (RENAME_SYSCALLS[process.arch] === undefined) return { why: `no known rename system calls on ${process.arch}` };
+  if (!path.isAbsolute(datadir) || !isDirectory(datadir)) return { why: `the server's data directory ${datadir} is not a directory on this machine` };
+  return { directory: datadir };
+}
+
+/** One probe now, as the holder sends them (for doctor): undefined if it works, else why not. */
+export function probeOnce(directory: string): string | undefined {
+  const probe = path.join(directory, PROBE_NAME);
+  try {
+    fs.renameSync(probe, probe);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') return `the probe in ${directory} failed (${code ?? (error as Error).message})`;
+  }
   return undefined;
+}
+
+function isDirectory(directory: string): boolean {
+  try {
+    return fs.statSync(directory).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 export class ThawWatch {

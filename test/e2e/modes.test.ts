@@ -154,6 +154,7 @@ test('doctor reports what a freeze needs, with the GRANT for what is missing, an
   assert.match(healthy.stdout, /^ok {4}privileges +all that ftwrl needs$/m);
   assert.match(healthy.stdout, /^ok {4}binary log/m);
   assert.match(healthy.stdout, /a freeze would work/);
+  assert.match(healthy.stdout, new RegExp(`^ok {4}release +when the filesystem of ${server.datadir}/? thaws after the snapshot$`, 'm'));
 
   const json = await runHook(setup, 'vmware-mysql-snapshot', ['doctor', '--json']);
   const checks = JSON.parse(json.stdout) as Array<{ name: string; verdict: string; detail: string }>;

@@ -17,7 +17,7 @@ import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from 
 import { HookError } from '../../src/errors';
 import { chooseMode, lockPlan, LOCK_MODES, unsupportedReason, type LockMode, type LockModeSetting, type ServerTraits } from '../../src/lockmodes';
 import { checkPrivileges, openSession, readProcesslist, type Session } from '../../src/mysql';
-import { DIALECTS, normalize, startFakeServer, type DialectName, type FakeChannel, type FakeServer, type FakeState } from '../support/fakemysql';
+import { DIALECTS, EMULATED_DATADIR, normalize, startFakeServer, type DialectName, type FakeChannel, type FakeServer, type FakeState } from '../support/fakemysql';
 import { type HookSetup, lineOf, makeHookSetup, ourHolders, quoteOptionValue, readLog, runHook, writeConfig } from '../support/hook';
 import type { TestServer } from '../support/mariadb';
 
@@ -335,6 +335,8 @@ for (const expectation of EXPECTATIONS) {
         assert.equal(frozen.code, 0, `freeze: ${frozen.stdout} ${frozen.stderr}`);
         const acquired = lineOf(readLog(setup), 'lock.acquired', 'last');
         assert.equal(acquired['lockMode'], expectation.e2eResolved);
+        // The emulated server's data directory is not on this machine: nothing to watch, thaw releases.
+        assert.equal(lineOf(readLog(setup), 'thaw_watch.off', 'last')['reason'], `the server's data directory ${EMULATED_DATADIR} is not a directory on this machine`);
         assert.deepEqual(acquired['coordinates'], expectedCoordinates(fake));
 
         const traits = await withSession(fake, traitsOf);

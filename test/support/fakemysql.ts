@@ -585,7 +585,8 @@ class Fake implements FakeServer {
       version: this.dialect.version,
       version_comment: this.dialect.versionComment,
       log_bin: this.state.binlog === null ? 0 : 1,
-      datadir: '/var/lib/mysql/',
+      // a path that is nothing on the machine running the tests: the server "runs elsewhere"
+      datadir: EMULATED_DATADIR,
       server_uuid: this.state.serverUuid,
       gtid_executed: this.state.gtidExecuted,
       gtid_mode: this.state.gtidExecuted === '' ? 'OFF' : 'ON',
@@ -919,6 +920,9 @@ function textValue(value: Value): string | null {
   if (typeof value === 'object') return JSON.stringify(value);
   return String(value);
 }
+
+/** @@datadir of every emulated server: no directory here, as for a server on another machine */
+export const EMULATED_DATADIR = '/nonexistent/emulated-mysql/data/';
 
 function versionMajor(version: string): number {
   return Number(/^(\d+)/.exec(version)?.[1] ?? 0);
