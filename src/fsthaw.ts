@@ -107,7 +107,7 @@ export class ThawWatch {
     let looks = 0;
     const look = (): void => {
       if (back || this.stopped) return;
-      if (this.waitsForFreeze()) {
+      if (probeWaitsForFreeze(this.renames)) {
         seenAt = Date.now();
         return; // from here only its return matters
       }
@@ -130,25 +130,25 @@ export class ThawWatch {
       this.timer = setTimeout(() => this.send(), PROBE_INTERVAL_MS);
     });
   }
+}
 
-  /** A thread of ours in rename() that waits where the kernel makes writers wait for a thaw. */
-  private waitsForFreeze(): boolean {
-    let tasks: string[];
-    try {
-      tasks = fs.readdirSync('/proc/self/task');
-    } catch {
-      return false;
-    }
-    return tasks.some((task) => {
-      const syscall = readProc(`/proc/self/task/${task}/syscall`);
-      if (syscall === undefined || !this.renames.has(Number(syscall.split(' ', 1)[0]))) return false;
-      const wchan = readProc(`/proc/self/task/${task}/wchan`);
-      if (wchan === FREEZE_WAIT) return true;
-      if (wchan !== '0' && wchan !== '') return false;
-      // A kernel that shows no wait channel: the top of the thread's kernel stack (root only).
-      return readProc(`/proc/self/task/${task}/stack`)?.split('\n', 1)[0]?.includes(FREEZE_WAIT) === true;
-    });
+/** A thread of ours in rename() that waits where the kernel makes writers wait for a thaw. */
+export function probeWaitsForFreeze(renames: ReadonlySet<number> = new Set(RENAME_SYSCALLS[process.arch] ?? [])): boolean {
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync('/proc/self/task');
+  } catch {
+    return false;
   }
+  return tasks.some((task) => {
+    const syscall = readProc(`/proc/self/task/${task}/syscall`);
+    if (syscall === undefined || !renames.has(Number(syscall.split(' ', 1)[0]))) return false;
+    const wchan = readProc(`/proc/self/task/${task}/wchan`);
+    if (wchan === FREEZE_WAIT) return true;
+    if (wchan !== '0' && wchan !== '') return false;
+    // A kernel that shows no wait channel: the top of the thread's kernel stack (root only).
+    return readProc(`/proc/self/task/${task}/stack`)?.split('\n', 1)[0]?.includes(FREEZE_WAIT) === true;
+  });
 }
 
 function readProc(file: string): string | undefined {

@@ -9,6 +9,7 @@ import path = require('node:path');
 import { CONFIG_ENV, configFilePath, loadSettings } from './config';
 import { describeCoordinates, type Coordinates } from './coordinates';
 import { HOLDER_NAME } from './dispatch';
+import { probeWaitsForFreeze, ThawWatch } from './fsthaw';
 import { readAhead, recordRun } from './history';
 import { identify } from './processes';
 import type { HolderState } from './state';
@@ -63,4 +64,10 @@ export async function warmUp(scratch: string): Promise<void> {
   };
   writeJson(runDir, STATE_FILE, state);
   if ((await releaseEarly(settings)) !== 'none') throw new Error('warm-up: releaseEarly signalled a process');
+
+  // The holder, once freeze has exited: probes for the filesystem thaw, and one look at our threads.
+  const watch = new ThawWatch(scratch, { thawed: () => undefined, gaveUp: (why) => { throw new Error(`warm-up: ${why}`); } }).start();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  watch.stop();
+  probeWaitsForFreeze();
 }
