@@ -989,15 +989,7 @@ async function main(): Promise<number> {
   const tmpfs = tmpfsDirectory();
   const runDirParent = tmpfs === undefined ? undefined : fs.mkdtempSync(path.join(tmpfs, 'vms-bench-'));
   if (runDirParent !== undefined) cleanups.push(() => fs.rmSync(runDirParent, { recursive: true, force: true }));
-  const setup = makeHookSetup(server, {
-    snapshot: { lock_wait_timeout: '1', long_query_time: '1', max_lock_time: '60', freeze_timeout: '30' },
-    ...(runDirParent === undefined ? {} : { runDir: path.join(runDirParent, 'run') }),
-  });
-  cleanups.push(() => fs.rmSync(setup.dir, { recursive: true, force: true }));
-  for (const name of HOOK_NAMES) {
-    fs.unlinkSync(path.join(setup.binDir, name));
-    fs.symlinkSync(exe, path.join(setup.binDir, name));
-  }
+  const setup = benchSetup(server, exe, runDirParent === undefined ? undefined : path.join(runDirParent, 'run'));
   const tail = new LogTail(setup.logFile);
   say(`MariaDB ${mariadbVersion} in ${server.dir}; executable ${(exeBytes / 1024 / 1024).toFixed(1)} MB (Node ${versions.installed ?? '?'} inside)`);
   say(`run_dir ${setup.runDir} (${tmpfs === undefined ? 'no tmpfs found: on disk, unlike /run on the hosts the hook runs on' : 'tmpfs, as /run is on the hosts the hook runs on'}); log and history on disk`);
@@ -1162,17 +1154,23 @@ async function measureFrozenStallIfPossible(
   }
   loopFilesystem = await mountLoopFilesystem();
   frozenServer = await startMariaDB({ datadir: path.join(loopFilesystem.mountPoint, 'data') });
-  const setup = makeHookSetup(frozenServer, {
+  const setup = benchSetup(frozenServer, exe, runDirParent === undefined ? undefined : path.join(runDirParent, 'run-frozen'));
+  const samples = await step(`3b. stall overhead, data directory's filesystem frozen (${options.holdMs} ms hold)`, () => measureFrozenStall(frozenServer!, setup, loopFilesystem!, options));
+  return { samples, skipped: null };
+}
+
+/** A hook setup whose names link to our private copy of the executable; run_dir on tmpfs if given. */
+function benchSetup(on: TestServer, exe: string, runDir: string | undefined): HookSetup {
+  const setup = makeHookSetup(on, {
     snapshot: { lock_wait_timeout: '1', long_query_time: '1', max_lock_time: '60', freeze_timeout: '30' },
-    ...(runDirParent === undefined ? {} : { runDir: path.join(runDirParent, 'run-frozen') }),
+    ...(runDir === undefined ? {} : { runDir }),
   });
   cleanups.push(() => fs.rmSync(setup.dir, { recursive: true, force: true }));
   for (const name of HOOK_NAMES) {
     fs.unlinkSync(path.join(setup.binDir, name));
     fs.symlinkSync(exe, path.join(setup.binDir, name));
   }
-  const samples = await step(`3b. stall overhead, data directory's filesystem frozen (${options.holdMs} ms hold)`, () => measureFrozenStall(frozenServer!, setup, loopFilesystem!, options));
-  return { samples, skipped: null };
+  return setup;
 }
 
 let frozenServer: TestServer | undefined;
