@@ -78,6 +78,7 @@ export function formatStatus(report: StatusReport, now = Date.now()): string {
       if (current === null) break;
       lines.push(`holding the lock since ${time(current.lockedAt)} (${seconds(current.heldMs)}; released at the latest after ${current.maxLockTime} s), holder pid ${current.holder.pid}, ${current.lockMode ?? 'ftwrl'}`);
       lines.push(`  coordinates: ${describeCoordinates(current.coordinates)}`);
+      if (current.thawProbe !== undefined) lines.push(`  releases when the filesystem of ${current.thawProbe} thaws after the snapshot, or at thaw`);
       break;
     case 'waiting':
     case 'locking': {
@@ -105,7 +106,7 @@ export function formatStatus(report: StatusReport, now = Date.now()): string {
 export function describeRun(run: RunRecord): string {
   const parts = [`${time(run.at)} ${run.operation.padEnd(10)} ${run.result}`];
   if (run.timeToLockMs !== undefined) parts.push(`locked in ${seconds(run.timeToLockMs)} (${run.attempts ?? 1} attempt(s), ${run.lockMode ?? 'ftwrl'})`);
-  if (typeof run.holdMs === 'number') parts.push(`held ${seconds(run.holdMs)}`);
+  if (typeof run.holdMs === 'number') parts.push(`held ${seconds(run.holdMs)}${run.releasedAtFilesystemThaw === true ? ', to the filesystem thaw' : ''}`);
   if (run.coordinates && run.result === 'locked') parts.push(describeCoordinates(run.coordinates));
   if (run.blockers && run.blockers.length > 0) parts.push(`waited for ${run.blockers.map((blocker) => `thread ${blocker.thread} (${blocker.user}, ${blocker.seconds.toFixed(0)} s)`).join(', ')}`);
   if (run.message && run.result !== 'locked') parts.push(run.message);

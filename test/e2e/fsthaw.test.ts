@@ -69,6 +69,8 @@ test('the lock ends when the data directory filesystem thaws, before thaw is cal
   const writer = await startWriter();
   context.after(() => writer.connection.destroy());
 
+  const holding = await runHook(setup, 'vmware-mysql-snapshot', ['status']);
+  assert.match(holding.stdout, new RegExp(`^  releases when the filesystem of ${server.datadir}/? thaws after the snapshot, or at thaw$`, 'm'));
   await filesystem.freeze();
   await sleep(300);
   assert.equal(writer.done(), false, 'the writer waits while the filesystem is frozen');
@@ -80,15 +82,20 @@ test('the lock ends when the data directory filesystem thaws, before thaw is cal
   assert.ok(proceededAt >= thawedAt);
   await waitFor('the holder to exit', () => (ourHolders().length === 0 ? true : undefined));
 
-  const released = lineOf(readLog(setup), 'lock.released');
-  assert.equal(released['reason'], 'filesystem_thaw');
-  const freeze = released['filesystemFreeze'] as { directory: string; seenAt: number; thawedAt: number };
+  const releasedLine = lineOf(readLog(setup), 'lock.released');
+  assert.equal(releasedLine['reason'], 'filesystem_thaw');
+  const freeze = releasedLine['filesystemFreeze'] as { directory: string; seenAt: number; thawedAt: number };
   assert.equal(freeze.directory, server.datadir.endsWith('/') ? server.datadir : `${server.datadir}/`);
   assert.ok(freeze.seenAt < thawedAt && freeze.thawedAt >= thawedAt, 'the freeze was seen before the thaw, and the thaw after');
+
+  const released = await runHook(setup, 'vmware-mysql-snapshot', ['status']);
+  assert.match(released.stdout, /^released \(released: the filesystem of .+ thawed after the snapshot\) at .+; thaw has not run yet$/m);
 
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
   assert.match(thawed.stdout, /^released after \d+ ms, when the filesystem of .+ thawed \(\d+ ms ago\)/);
+  const after = await runHook(setup, 'vmware-mysql-snapshot', ['status']);
+  assert.match(after.stdout, /thaw +released; held [\d.]+ m?s, to the filesystem thaw/);
   assert.equal(lineOf(readLog(setup), 'thaw.released')['phase'], 'released');
   assert.deepEqual(fs.readdirSync(server.datadir).sort(), entriesBefore, 'the probe left nothing in the data directory');
   assert.equal(fs.existsSync(path.join(server.datadir, PROBE_NAME)), false);
