@@ -30,7 +30,7 @@ const RENAME_SYSCALLS: Readonly<Record<string, readonly number[]>> = { x64: [82,
 export interface FilesystemFreeze {
   /** the data directory whose filesystem was watched */
   directory: string;
-  /** epoch ms: when the probe that saw the freeze was sent (the freeze began at or before it came) */
+  /** epoch ms: when the probe that waited for the thaw was sent (the freeze had begun when it reached the filesystem) */
   probeSentAt: number;
   /** epoch ms: when a probe was first seen waiting for the freeze to end */
   seenAt: number;
