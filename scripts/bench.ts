@@ -560,32 +560,52 @@ async function measureThaw(server: TestServer, setup: HookSetup, tail: LogTail, 
 
 // ---------------------------------------------------------------------------------------------------
 // 3. stall overhead: a tight-loop writer; freeze, hold, thaw; its stall minus the hold
+// 3b. the same with the data directory's filesystem frozen as the agents do between freeze and thaw:
+//     freeze, `fsfreeze -f`, the hold, `fsfreeze -u`, thaw (with release_at = filesystem_thaw the holder
+//     releases at the filesystem thaw)
 
 interface StallSample {
   overheadMs: number;
   blockedMs: number;
+  /** freeze's exit to thaw's exec */
   holdMs: number;
   /** from the blocked INSERT's start (the lock taking effect) to freeze's exit */
   lockToFreezeExitMs: number;
-  /** from thaw's spawn to the blocked INSERT's completion */
+  /** from thaw's exec to the blocked INSERT's completion: negative when the lock ended before thaw */
   thawToWriterMs: number;
   /** the longest other stall of the writer between freeze's spawn and the blocked INSERT, minus its typical latency */
   preLockStallMs: number;
   typicalInsertMs: number;
+  /** 3b only */
+  filesystem?: FilesystemStallParts;
 }
 
-async function measureStall(server: TestServer, setup: HookSetup, options: Options): Promise<StallSample[]> {
+interface FilesystemStallParts {
+  /** from the exec of `fsfreeze -f` to that of `fsfreeze -u` */
+  frozenMs: number;
+  /** from the exec of `fsfreeze -u` to the blocked INSERT's completion */
+  fsThawToWriterMs: number;
+  /** from the exec of `fsfreeze -u` to the holder's probe coming back (NaN if it released on thaw's request) */
+  fsThawToProbeMs: number;
+  /** from the probe coming back to the holder's UNLOCK having returned */
+  probeToReleasedMs: number;
+}
+
+async function measureStall(server: TestServer, setup: HookSetup, options: Options, filesystem?: LoopFilesystem): Promise<StallSample[]> {
   const writer = new LoopWriter(await server.connect(), 'app.t');
   const samples: StallSample[] = [];
   try {
     await writer.waitForCount(50, 5000);
     for (let i = 0; i < options.warmup + options.runs; i += 1) {
       const freeze = await freezeOnce(setup);
+      const fsFreeze = filesystem === undefined ? undefined : await fsfreeze('-f', filesystem);
       await sleep(options.holdMs - (now() - freeze.exitedAt));
+      const fsThaw = filesystem === undefined ? undefined : await fsfreeze('-u', filesystem);
       const thaw = await thawOnce(setup);
       await writer.waitForCount(writer.ends.length + 5, 5000);
       if (i < options.warmup) continue;
-      const blocked = writer.inFlightAt(thaw.startedAt);
+      // The INSERT that waited: in flight when the hold ended (with the filesystem frozen, it may be done before thaw starts).
+      const blocked = writer.inFlightAt((fsThaw ?? thaw).startedAt);
       if (blocked === undefined) throw new Error('the writer was not blocked while the lock was held');
       const holdMs = thaw.startedAt - freeze.exitedAt;
       const blockedMs = blocked.end - blocked.start;
@@ -598,6 +618,7 @@ async function measureStall(server: TestServer, setup: HookSetup, options: Optio
         thawToWriterMs: blocked.end - thaw.startedAt,
         preLockStallMs: Math.max(0, writer.longestStallIn(freeze.startedAt, blocked.start - 0.001) - typical),
         typicalInsertMs: typical,
+        ...(fsFreeze === undefined || fsThaw === undefined ? {} : { filesystem: filesystemParts(setup, blocked.end, fsFreeze, fsThaw) }),
       });
       await sleep(50);
     }
@@ -607,69 +628,22 @@ async function measureStall(server: TestServer, setup: HookSetup, options: Optio
   return samples;
 }
 
-/**
- * 3b. The same, with the data directory's filesystem frozen as the agents do between freeze and thaw:
- * freeze, `fsfreeze -f`, the hold, `fsfreeze -u`, thaw. The writer waits on the lock and, while it is
- * frozen, on the filesystem; with release_at = filesystem_thaw the holder releases at the thaw.
- */
-interface FrozenStallSample {
-  overheadMs: number;
-  blockedMs: number;
-  /** freeze's exit to thaw's exec, as in 3 */
-  holdMs: number;
-  lockToFreezeExitMs: number;
-  /** from the exec of `fsfreeze -u` to the blocked INSERT's completion */
-  fsThawToWriterMs: number;
-  /** from thaw's exec to the blocked INSERT's completion: negative when the lock ended before thaw */
-  thawToWriterMs: number;
-  /** from the exec of `fsfreeze -f` to that of `fsfreeze -u` */
-  frozenMs: number;
-  /** from the exec of `fsfreeze -u` to the holder's probe coming back (NaN if it released on thaw's request) */
-  fsThawToProbeMs: number;
-  /** from the probe coming back to the holder's UNLOCK having returned */
-  probeToReleasedMs: number;
+async function fsfreeze(flag: '-f' | '-u', filesystem: LoopFilesystem): Promise<Run> {
+  const run = await launch(findBinary('fsfreeze') ?? 'fsfreeze', [flag, filesystem.mountPoint], { PATH: process.env.PATH ?? '/usr/bin:/bin' });
+  if (run.code !== 0) throw new Error(describeRun(`fsfreeze ${flag}`, run));
+  return run;
 }
 
-async function measureFrozenStall(server: TestServer, setup: HookSetup, filesystem: LoopFilesystem, options: Options): Promise<FrozenStallSample[]> {
-  const fsfreeze = findBinary('fsfreeze') ?? 'fsfreeze';
-  const environment = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-  const writer = new LoopWriter(await server.connect(), 'app.t');
-  const samples: FrozenStallSample[] = [];
-  try {
-    await writer.waitForCount(50, 5000);
-    for (let i = 0; i < options.warmup + options.runs; i += 1) {
-      const freeze = await freezeOnce(setup);
-      const fsFreeze = await launch(fsfreeze, ['-f', filesystem.mountPoint], environment);
-      if (fsFreeze.code !== 0) throw new Error(describeRun('fsfreeze -f', fsFreeze));
-      await sleep(options.holdMs - (now() - freeze.exitedAt));
-      const fsThaw = await launch(fsfreeze, ['-u', filesystem.mountPoint], environment);
-      if (fsThaw.code !== 0) throw new Error(describeRun('fsfreeze -u', fsThaw));
-      const thaw = await thawOnce(setup);
-      await writer.waitForCount(writer.ends.length + 5, 5000);
-      if (i < options.warmup) continue;
-      const blocked = writer.inFlightAt(fsThaw.startedAt);
-      if (blocked === undefined) throw new Error('the writer was not blocked while the filesystem was frozen');
-      const last = readRunDirJson(setup, 'last.json');
-      const probe = last.releaseReason === 'filesystem_thaw' ? last.filesystemFreeze : undefined;
-      const holdMs = thaw.startedAt - freeze.exitedAt;
-      const blockedMs = blocked.end - blocked.start;
-      samples.push({
-        overheadMs: blockedMs - holdMs,
-        blockedMs,
-        holdMs,
-        lockToFreezeExitMs: freeze.exitedAt - blocked.start,
-        fsThawToWriterMs: blocked.end - fsThaw.startedAt,
-        thawToWriterMs: blocked.end - thaw.startedAt,
-        frozenMs: fsThaw.startedAt - fsFreeze.startedAt,
-        fsThawToProbeMs: probe === undefined ? NaN : probe.thawedAt - fsThaw.startedAt,
-        probeToReleasedMs: probe === undefined || last.releasedAt === undefined ? NaN : last.releasedAt - probe.thawedAt,
-      });
-      await sleep(50);
-    }
-  } finally {
-    await writer.stop();
-  }
-  return samples;
+/** The filesystem's thaw to the writer, in parts from the holder's state (thaw keeps it as last.json). */
+function filesystemParts(setup: HookSetup, writerProceededAt: number, fsFreeze: Run, fsThaw: Run): FilesystemStallParts {
+  const last = readRunDirJson(setup, 'last.json');
+  const probe = last.releaseReason === 'filesystem_thaw' ? last.filesystemFreeze : undefined;
+  return {
+    frozenMs: fsThaw.startedAt - fsFreeze.startedAt,
+    fsThawToWriterMs: writerProceededAt - fsThaw.startedAt,
+    fsThawToProbeMs: probe === undefined ? NaN : probe.thawedAt - fsThaw.startedAt,
+    probeToReleasedMs: probe === undefined || last.releasedAt === undefined ? NaN : last.releasedAt - probe.thawedAt,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1059,7 +1033,7 @@ async function main(): Promise<number> {
   if (stallParts !== null) {
     say('stall, median parts (ms):      ' + Object.entries(stallParts).map(([key, value]) => `${key} ${value.toFixed(1)}`).join(', '));
   }
-  const frozenParts = frozenStall.samples === null ? null : medians(frozenStall.samples.map(({ overheadMs: _, ...parts }) => parts));
+  const frozenParts = frozenStall.samples === null ? null : medians(frozenStall.samples.map(({ lockToFreezeExitMs, thawToWriterMs, filesystem }) => ({ lockToFreezeExitMs, thawToWriterMs, ...filesystem! })));
   if (frozenParts !== null) {
     say('stall, filesystem frozen, median parts (ms): ' + Object.entries(frozenParts).map(([key, value]) => `${key} ${value.toFixed(1)}`).join(', '));
   } else {
@@ -1146,7 +1120,7 @@ async function measureFrozenStallIfPossible(
   exe: string,
   runDirParent: string | undefined,
   step: <T>(title: string, body: () => Promise<T>) => Promise<T>,
-): Promise<{ samples: FrozenStallSample[] | null; skipped: string | null }> {
+): Promise<{ samples: StallSample[] | null; skipped: string | null }> {
   const why = loopFilesystemUnavailable();
   if (why !== undefined) {
     say(`  3b. stall overhead, filesystem frozen: skipped (${why})`);
@@ -1155,7 +1129,7 @@ async function measureFrozenStallIfPossible(
   loopFilesystem = await mountLoopFilesystem();
   frozenServer = await startMariaDB({ datadir: path.join(loopFilesystem.mountPoint, 'data') });
   const setup = benchSetup(frozenServer, exe, runDirParent === undefined ? undefined : path.join(runDirParent, 'run-frozen'));
-  const samples = await step(`3b. stall overhead, data directory's filesystem frozen (${options.holdMs} ms hold)`, () => measureFrozenStall(frozenServer!, setup, loopFilesystem!, options));
+  const samples = await step(`3b. stall overhead, data directory's filesystem frozen (${options.holdMs} ms hold)`, () => measureStall(frozenServer!, setup, options, loopFilesystem));
   return { samples, skipped: null };
 }
 
