@@ -38,6 +38,8 @@ export interface FreezeResult {
   /** the FLUSH statement alone, last attempt */
   lockMs?: number;
   holderPid?: number;
+  /** release_at = filesystem_thaw: the data directory whose filesystem's thaw ends the hold */
+  thawProbe?: string;
   /**
    * Tells the holder that freeze has logged the lock and is about to exit 0; until then a holder whose
    * freeze disappears releases at once.
@@ -245,6 +247,7 @@ class Freezer {
           totalMs: Date.now() - this.startedAt,
           lockMs: attempt.waitedMs,
           holderPid: holder.pid,
+          ...(this.lock.thawProbe === null ? {} : { thawProbe: this.lock.thawProbe }),
           acknowledge: () => holder.acknowledge(),
         };
       }

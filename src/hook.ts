@@ -87,8 +87,8 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
   }
   const where = describeCoordinates(result.coordinates);
   logger.info(
-    { event: 'lock.acquired', lockMode: result.lock?.mode, coordinates: result.coordinates, attempts: result.attempts, totalMs: result.totalMs, lockMs: result.lockMs, holderPid: result.holderPid, maxLockTime: settings.maxLockTime },
-    `locked (${result.lock?.mode}): ${where} (${result.totalMs} ms, ${result.attempts} attempt(s)); held until thaw or for at most ${settings.maxLockTime} s`,
+    { event: 'lock.acquired', lockMode: result.lock?.mode, coordinates: result.coordinates, attempts: result.attempts, totalMs: result.totalMs, lockMs: result.lockMs, holderPid: result.holderPid, maxLockTime: settings.maxLockTime, thawProbe: result.thawProbe },
+    `locked (${result.lock?.mode}): ${where} (${result.totalMs} ms, ${result.attempts} attempt(s)); held until ${result.thawProbe === undefined ? '' : `the filesystem of ${result.thawProbe} thaws, `}thaw or for at most ${settings.maxLockTime} s`,
   );
   if (settings.coordinatesFile !== null && result.coordinates !== undefined && result.lock !== undefined) {
     // Before the acknowledgement: if this fails, freeze fails and the unacknowledged holder releases.

@@ -69,6 +69,9 @@ test('the lock ends when the data directory filesystem thaws, before thaw is cal
   const writer = await startWriter();
   context.after(() => writer.connection.destroy());
 
+  const acquired = lineOf(readLog(setup), 'lock.acquired');
+  assert.equal(acquired['thawProbe'], `${server.datadir}/`);
+  assert.match(String(acquired['msg']), /; held until the filesystem of .+ thaws, thaw or for at most 30 s$/);
   const holding = await runHook(setup, 'vmware-mysql-snapshot', ['status']);
   assert.match(holding.stdout, new RegExp(`^  releases when the filesystem of ${server.datadir}/? thaws after the snapshot, or at thaw$`, 'm'));
   await filesystem.freeze();
@@ -85,7 +88,7 @@ test('the lock ends when the data directory filesystem thaws, before thaw is cal
   const releasedLine = lineOf(readLog(setup), 'lock.released');
   assert.equal(releasedLine['reason'], 'filesystem_thaw');
   const freeze = releasedLine['filesystemFreeze'] as { directory: string; seenAt: number; thawedAt: number };
-  assert.equal(freeze.directory, server.datadir.endsWith('/') ? server.datadir : `${server.datadir}/`);
+  assert.equal(freeze.directory, `${server.datadir}/`);
   assert.ok(freeze.seenAt < thawedAt && freeze.thawedAt >= thawedAt, 'the freeze was seen before the thaw, and the thaw after');
 
   const released = await runHook(setup, 'vmware-mysql-snapshot', ['status']);
