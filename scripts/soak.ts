@@ -1,7 +1,7 @@
 /**
  * Soak test: many freeze / thaw cycles of the BUILT executable against a throwaway MariaDB under load.
  *
- *   npm run build && node build/scripts/soak.js [--cycles 200] [--writers 6] [--seed N] [--json]
+ *   npm run build && node build/scripts/soak.js [--cycles 200] [--writers 6] [--seed N] [--freeze-filesystem] [--json]
  *
  * Several writer connections insert rows in a loop, counting the acknowledgements; another connection
  * now and then runs a long statement (UPDATE ... SLEEP(x), SELECT SLEEP(x) FROM ..., SELECT SLEEP(x); x
@@ -11,6 +11,11 @@
  * end: no lock left (an INSERT with lock_wait_timeout = 1 works), no holder process left, no connection of
  * the hook left, no acknowledged write lost (acknowledgements == rows), no writer or long statement
  * interrupted. Exits 1 if any of these fails, and then keeps the hook's log for a post-mortem.
+ *
+ * --freeze-filesystem (root, a loop device): the server's data directory is on a loop-mounted ext4 that is
+ * frozen (`fsfreeze -f`) for each cycle's hold and thawed before thaw, as the agents do. Then also: a lock
+ * released at the filesystem thaw (release_at = filesystem_thaw) must have seen the freeze only after it
+ * began and its end only after the thaw began; a hold too short for the probe to see leaves it to thaw.
  *
  * Also measured, not an invariant: the longest writer stall outside the locked windows (the README's
  * promise is that writers never wait behind a lock attempt for longer than lock_wait_timeout). When a
@@ -25,6 +30,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { makeHookSetup, readLog, runHook, type HookResult, type HookSetup } from '../test/support/hook';
+import { mountLoopFilesystem, type LoopFilesystem } from '../test/support/loopfs';
 import { mariadbInstalled, startMariaDB, type TestServer, tryInsert } from '../test/support/mariadb';
 
 export interface SoakOptions {
@@ -42,6 +48,8 @@ export interface SoakOptions {
   longStatementPauseMs?: [number, number];
   /** start no new cycle after this long (ms from the start); the summary says cutShort */
   maxDurationMs?: number;
+  /** put the data directory on a loop-mounted filesystem and freeze it for each hold (default false) */
+  freezeFilesystem?: boolean;
   /** progress lines (default: none) */
   progress?: (line: string) => void;
 }
@@ -63,6 +71,8 @@ export interface CycleRecord {
   freezeMs?: number;
   timeToLockMs?: number;
   heldMs?: number;
+  /** --freeze-filesystem: whether the lock ended at the filesystem thaw or at thaw */
+  releasedAt?: 'filesystem_thaw' | 'thaw';
   attempts?: number;
   /** freeze's failure code from the log (FREEZE_TIMEOUT, ...) */
   failure?: string;
@@ -107,6 +117,8 @@ export interface SoakSummary {
   timeToLockMs: Stats;
   /** the holder's heldMs: random hold + thaw */
   holdMs: Stats;
+  /** --freeze-filesystem: cycles whose lock ended at the filesystem thaw; null without it */
+  releasedAtFilesystemThaw: number | null;
   longestHoldCycle: number | null;
   /** the longest time one writer INSERT took, minus the part of it inside a locked window */
   longestStallOutsideLock: Stall;
@@ -382,6 +394,7 @@ class Soak {
     private readonly admin: Connection,
     readonly seed: number,
     private readonly options: SoakOptions,
+    private readonly filesystem?: LoopFilesystem,
   ) {
     this.random = randomGenerator(seed);
     this.enter(0, 'setup');
@@ -493,7 +506,12 @@ class Soak {
         problems.push(`recorded gtid ${String(recorded?.gtid)} but @@gtid_binlog_pos is ${String(gtid?.['pos'])} while locked`);
       }
     }
+    // The snapshot: the agent freezes the filesystems after freeze has exited and thaws them before thaw.
+    const frozenAt = Date.now();
+    await this.filesystem?.freeze();
     await sleep(this.random() * (this.options.maxHoldMs ?? 300));
+    const thawingAt = Date.now();
+    await this.filesystem?.thaw();
     this.enter(cycle, 'thaw');
     const thawed = await runQuietly(setup, 'post-thaw-script', ['thaw'], THAW_RUN_TIMEOUT_MS);
     const thawCode = thawed instanceof Error ? null : thawed.code;
@@ -509,12 +527,26 @@ class Soak {
       attempts: Number(acquired?.['attempts'] ?? 0),
     };
     if (released !== undefined) record.heldMs = Number(released['heldMs']);
+    if (this.filesystem !== undefined) record.releasedAt = this.checkFilesystemRelease(readLog(setup).slice(logBefore), frozenAt, thawingAt, problems);
     if (problems.length > 0) {
       this.violations.push(...problems.map((problem) => `cycle ${cycle}: ${problem}`));
       record.outcome = 'violation';
       if (thawCode !== 0) await runQuietly(setup, 'post-thaw-script', ['freezeFail'], THAW_RUN_TIMEOUT_MS);
     }
     return record;
+  }
+
+  /** A release at the filesystem thaw may only follow a freeze that began, and a thaw that began, while locked. */
+  private checkFilesystemRelease(lines: Array<Record<string, any>>, frozenAt: number, thawingAt: number, problems: string[]): 'filesystem_thaw' | 'thaw' {
+    const released = lines.find((line) => line['event'] === 'lock.released');
+    if (released?.['reason'] !== 'filesystem_thaw') return 'thaw';
+    const freeze = released['filesystemFreeze'] as { seenAt?: number; thawedAt?: number } | undefined;
+    if (freeze?.seenAt === undefined || freeze.thawedAt === undefined) problems.push('released at the filesystem thaw without its times');
+    else {
+      if (freeze.seenAt < frozenAt) problems.push(`the holder saw a freeze at ${iso(freeze.seenAt)}, before it began (${iso(frozenAt)})`);
+      if (freeze.thawedAt < thawingAt) problems.push(`the holder saw the thaw at ${iso(freeze.thawedAt)}, before it began (${iso(thawingAt)})`);
+    }
+    return 'filesystem_thaw';
   }
 
   /** A failed freeze must leave nothing: no lock, no holder, no connection; freezeFail then exits 0. */
@@ -611,6 +643,7 @@ class Soak {
       abandonedAttempts: lines.filter((line) => line['event'] === 'lock.timeout' || line['event'] === 'lock.abandoned').length,
       timeToLockMs: stats(locked.map((record) => record.timeToLockMs ?? 0)),
       holdMs: stats(withHold.map((record) => record.heldMs ?? 0)),
+      releasedAtFilesystemThaw: this.filesystem === undefined ? null : this.records.filter((record) => record.releasedAt === 'filesystem_thaw').length,
       longestHoldCycle: longestHold?.cycle ?? null,
       longestStallOutsideLock: longest,
       longestStallMs: longestOverall,
@@ -635,7 +668,11 @@ class Soak {
 export async function runSoak(options: SoakOptions): Promise<SoakSummary> {
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
   const startedAt = Date.now();
-  const server = await startMariaDB();
+  const filesystem = options.freezeFilesystem === true ? await mountLoopFilesystem() : undefined;
+  const server = await startMariaDB(filesystem === undefined ? {} : { datadir: path.join(filesystem.mountPoint, 'data') }).catch(async (error: unknown) => {
+    await filesystem?.remove();
+    throw error;
+  });
   let setup: HookSetup | undefined;
   let admin: Connection | undefined;
   let soak: Soak | undefined;
@@ -645,16 +682,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakSummary> {
     await server.query('INSERT INTO app.soak_long VALUES (1, 0)');
     setup = makeHookSetup(server, { snapshot: SNAPSHOT_SETTINGS });
     admin = await server.connect();
-    soak = new Soak(server, setup, admin, seed, options);
+    soak = new Soak(server, setup, admin, seed, options, filesystem);
     await soak.startLoad();
     await soak.run(startedAt);
     await soak.stopLoad();
     return await soak.summarize(startedAt);
   } finally {
+    await filesystem?.thaw();
     if (setup !== undefined) await runQuietly(setup, 'post-thaw-script', ['freezeFail'], THAW_RUN_TIMEOUT_MS);
     await soak?.stopLoad().catch(() => undefined);
     await admin?.end().catch(() => undefined);
     await server.remove();
+    await filesystem?.remove();
     if (setup !== undefined) fs.rmSync(setup.dir, { recursive: true, force: true });
   }
 }
@@ -671,6 +710,7 @@ export function formatSummary(summary: SoakSummary): string {
     `  abandoned lock attempts      ${summary.abandonedAttempts}`,
     `  time to lock                 ${distribution(summary.timeToLockMs)}`,
     `  hold time                    ${distribution(summary.holdMs)}${summary.longestHoldCycle !== null ? `; longest in cycle ${summary.longestHoldCycle}` : ''}`,
+    ...(summary.releasedAtFilesystemThaw === null ? [] : [`  released at the fs thaw      ${summary.releasedAtFilesystemThaw} of ${summary.locked} locked cycles (the rest: holds too short for a probe to see, released at thaw)`]),
     `  longest writer stall         ${ms(stall.ms)} outside the locked windows (lock_wait_timeout ${summary.lockWaitTimeoutS} s)${stall.ms > 0 ? ` at ${stall.at}, during cycle/phase ${stall.during}` : ''}; ${ms(summary.longestStallMs)} overall`,
     `  writes                       ${summary.acknowledged} acknowledged, ${summary.rows} rows, ${summary.writerErrors} errors`,
     `  long statements              ${summary.longStatements} (${summary.longStatementErrors} failed)`,
@@ -711,11 +751,12 @@ async function main(): Promise<number> {
       writers: { type: 'string' },
       seed: { type: 'string' },
       json: { type: 'boolean' },
+      'freeze-filesystem': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: node build/scripts/soak.js [--cycles 200] [--writers 6] [--seed N] [--json]\n');
+    process.stdout.write('usage: node build/scripts/soak.js [--cycles 200] [--writers 6] [--seed N] [--freeze-filesystem] [--json]\n');
     return 0;
   }
   if (!mariadbInstalled()) {
@@ -725,6 +766,7 @@ async function main(): Promise<number> {
   const options: SoakOptions = {
     cycles: nonNegativeInteger(values.cycles, 'cycles', 200),
     writers: nonNegativeInteger(values.writers, 'writers', 6),
+    freezeFilesystem: values['freeze-filesystem'] === true,
     progress: (line) => process.stderr.write(`${line}\n`),
   };
   if (values.seed !== undefined) options.seed = nonNegativeInteger(values.seed, 'seed', 0);

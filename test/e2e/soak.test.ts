@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatSummary, runSoak } from '../../scripts/soak';
+import { loopFilesystemUnavailable } from '../support/loopfs';
 
 const CYCLES = 12;
 /** No cycle starts after this; a cycle lasts at most freeze_timeout (10 s) plus a thaw. */
@@ -34,3 +35,23 @@ test(`a short soak: ${CYCLES} cycles under 3 writers and long statements lock wi
   );
   assert.ok(summary.ok);
 });
+
+// As in fsthaw.test.ts: skipped, saying why, without root or loop devices, unless CI requires it.
+const noLoopFilesystem = process.env['VMS_REQUIRE_LOOPFS'] === '1' ? undefined : loopFilesystemUnavailable();
+
+test(
+  'a short soak with the data directory frozen for every hold: each lock ends at the filesystem thaw or at thaw, never before the thaw began',
+  { timeout: 90_000, ...(noLoopFilesystem === undefined ? {} : { skip: `needs a filesystem to freeze: ${noLoopFilesystem}` }) },
+  async () => {
+    const summary = await runSoak({ cycles: 10, writers: 2, longStatements: false, freezeFilesystem: true, maxDurationMs: MAX_DURATION_MS });
+    const report = formatSummary(summary);
+    process.stdout.write(`${report}\n`);
+    assert.deepEqual(summary.violations, [], report);
+    assert.equal(summary.locked, summary.cycles, 'every cycle locked (no long statements)');
+    assert.ok(summary.releasedAtFilesystemThaw !== null && summary.releasedAtFilesystemThaw > 0, `released at the filesystem thaw in ${summary.releasedAtFilesystemThaw} cycles`);
+    assert.equal(summary.rows, summary.acknowledged, 'no acknowledged write lost');
+    assert.equal(summary.leakedLock, false, 'no lock left');
+    assert.deepEqual(summary.leakedHolders, [], 'no holder process left');
+    assert.ok(summary.ok);
+  },
+);
