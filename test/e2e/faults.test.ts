@@ -269,6 +269,28 @@ async function assertNoFlushOfOurs(when: string): Promise<void> {
   await waitFor(`the KILLed statements of ours to leave the processlist ${when}`, async () => ((await ourStatements()).length === 0 ? true : undefined), { timeoutMs: 1000 });
 }
 
+/**
+ * The scene of the tests that stop something while the holder's FLUSH waits: bystanders, a writer, a long
+ * UPDATE, and a freeze whose holder's FLUSH now waits behind it on the server.
+ */
+async function freezeWaitingBehindUpdate(context: TestContext): Promise<{
+  setup: HookSetup;
+  bystanders: Bystanders;
+  writer: Writer;
+  update: { done: Promise<void> };
+  freeze: Spawned;
+  flush: RowDataPacket;
+}> {
+  const setup = newSetup(context, { snapshot: WAITING_FLUSH_SNAPSHOT });
+  const bystanders = await startBystanders(context);
+  const writer = startWriter(context);
+  const update = await startLongUpdate(context);
+  await sleep(100);
+  const freeze = spawnHook(setup, 'pre-freeze-script', ['freeze']);
+  const flush = await waitForWaitingFlush();
+  return { setup, bystanders, writer, update, freeze, flush };
+}
+
 /** Waits until a FLUSH of our holder waits on the server; returns its processlist row. */
 async function waitForWaitingFlush(): Promise<RowDataPacket> {
   return waitFor('a FLUSH of the holder waiting on the server', async () => {
@@ -474,13 +496,7 @@ async function deadPid(): Promise<number> {
 // 1-4. processes killed at the worst moments
 
 test('1. SIGKILL of the holder while its FLUSH waits: freeze fails at once and ends that FLUSH first; nothing held, writes survive, a later freeze works', { timeout: TEST_TIMEOUT_MS }, async (context) => {
-  const setup = newSetup(context, { snapshot: WAITING_FLUSH_SNAPSHOT });
-  const bystanders = await startBystanders(context);
-  const writer = startWriter(context);
-  const update = await startLongUpdate(context);
-  await sleep(100);
-  const freeze = spawnHook(setup, 'pre-freeze-script', ['freeze']);
-  const flush = await waitForWaitingFlush();
+  const { setup, bystanders, writer, update, freeze, flush } = await freezeWaitingBehindUpdate(context);
   const holders = ourHolders();
   assert.equal(holders.length, 1, 'one holder of ours runs');
   const [holder] = holders as [number];
@@ -553,13 +569,7 @@ test('2. SIGKILL of freeze while it waits for a quiet moment: no holder or conne
 });
 
 test('3. SIGKILL of freeze while its holder waits for the lock: the holder gives up within lock_wait_timeout + 2 s, writers flow, writes survive', { timeout: TEST_TIMEOUT_MS }, async (context) => {
-  const setup = newSetup(context, { snapshot: WAITING_FLUSH_SNAPSHOT });
-  const bystanders = await startBystanders(context);
-  const writer = startWriter(context);
-  const update = await startLongUpdate(context);
-  await sleep(100);
-  const freeze = spawnHook(setup, 'pre-freeze-script', ['freeze']);
-  await waitForWaitingFlush();
+  const { setup, bystanders, writer, update, freeze } = await freezeWaitingBehindUpdate(context);
   const [holder] = ourHolders();
   assert.ok(holder !== undefined, 'the holder runs');
 
@@ -708,13 +718,7 @@ test('7b. freezeFail after freezes that failed (freeze_timeout in the window loo
 });
 
 test('7c. freezeFail while the holder waits for the lock: it stops the holder and exits 0, and the freeze fails', { timeout: TEST_TIMEOUT_MS }, async (context) => {
-  const setup = newSetup(context, { snapshot: WAITING_FLUSH_SNAPSHOT });
-  const bystanders = await startBystanders(context);
-  const writer = startWriter(context);
-  const update = await startLongUpdate(context);
-  await sleep(100);
-  const freeze = spawnHook(setup, 'pre-freeze-script', ['freeze']);
-  await waitForWaitingFlush();
+  const { setup, bystanders, writer, update, freeze } = await freezeWaitingBehindUpdate(context);
   assert.equal(ourHolders().length, 1);
 
   const failed = await runHook(setup, 'post-thaw-script', ['freezeFail']);
