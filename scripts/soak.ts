@@ -29,7 +29,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { makeHookSetup, readLog, runHook, type HookResult, type HookSetup } from '../test/support/hook';
+import { makeHookSetup, readLog, runHook, type HookResult, type HookSetup, type LogLine } from '../test/support/hook';
 import { mountLoopFilesystem, type LoopFilesystem } from '../test/support/loopfs';
 import { mariadbInstalled, startMariaDB, type TestServer, tryInsert } from '../test/support/mariadb';
 
@@ -516,7 +516,8 @@ class Soak {
     const thawed = await runQuietly(setup, 'post-thaw-script', ['thaw'], THAW_RUN_TIMEOUT_MS);
     const thawCode = thawed instanceof Error ? null : thawed.code;
     if (thawCode !== 0) problems.push(`thaw: ${thawed instanceof Error ? thawed.message.split('\n')[0] : `exit ${thawed.code}: ${thawed.stderr.trim()}`}`);
-    const released = readLog(setup).slice(logBefore).find((line) => line['event'] === 'thaw.released');
+    const cycleLines = readLog(setup).slice(logBefore);
+    const released = cycleLines.find((line) => line['event'] === 'thaw.released');
     const record: CycleRecord = {
       cycle,
       outcome: 'locked',
@@ -527,7 +528,7 @@ class Soak {
       attempts: Number(acquired?.['attempts'] ?? 0),
     };
     if (released !== undefined) record.heldMs = Number(released['heldMs']);
-    if (this.filesystem !== undefined) record.releasedAt = this.checkFilesystemRelease(readLog(setup).slice(logBefore), frozenAt, thawingAt, problems);
+    if (this.filesystem !== undefined) record.releasedAt = this.checkFilesystemRelease(cycleLines, frozenAt, thawingAt, problems);
     if (problems.length > 0) {
       this.violations.push(...problems.map((problem) => `cycle ${cycle}: ${problem}`));
       record.outcome = 'violation';
@@ -537,7 +538,7 @@ class Soak {
   }
 
   /** A release at the filesystem thaw may only follow a freeze that began, and a thaw that began, while locked. */
-  private checkFilesystemRelease(lines: Array<Record<string, any>>, frozenAt: number, thawingAt: number, problems: string[]): 'filesystem_thaw' | 'thaw' {
+  private checkFilesystemRelease(lines: readonly LogLine[], frozenAt: number, thawingAt: number, problems: string[]): 'filesystem_thaw' | 'thaw' {
     const released = lines.find((line) => line['event'] === 'lock.released');
     if (released?.['reason'] !== 'filesystem_thaw') return 'thaw';
     const freeze = released['filesystemFreeze'] as { seenAt?: number; thawedAt?: number } | undefined;

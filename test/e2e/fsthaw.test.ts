@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { Connection } from 'mysql2/promise';
 import { PROBE_NAME } from '../../src/fsthaw';
 import { type HookSetup, type HookSetupOptions, lineOf, makeHookSetup, ourHolders, readLog, runHook } from '../support/hook';
-import { loopFilesystemUnavailable, mountLoopFilesystem, type LoopFilesystem } from '../support/loopfs';
+import { loopFilesystemSkipReason, mountLoopFilesystem, type LoopFilesystem } from '../support/loopfs';
 import { startMariaDB, type TestServer, tryInsert } from '../support/mariadb';
 import { sleep, waitFor } from '../support/wait';
 
@@ -18,10 +18,8 @@ let filesystem: LoopFilesystem;
 let other: LoopFilesystem;
 let server: TestServer;
 
-// Not root (a developer's own account): said and skipped. CI sets VMS_REQUIRE_LOOPFS=1 (.ci/run), so that
-// there a machine without loop devices fails these tests instead of skipping them.
-const unavailable = process.env['VMS_REQUIRE_LOOPFS'] === '1' ? undefined : loopFilesystemUnavailable();
-const test = unavailable === undefined ? nodeTest : (name: string, _body: unknown) => nodeTest(name, { skip: `needs a filesystem to freeze: ${unavailable}` });
+const unavailable = loopFilesystemSkipReason();
+const test = unavailable === undefined ? nodeTest : (name: string, _body: unknown) => nodeTest(name, { skip: unavailable });
 
 before(async () => {
   if (unavailable !== undefined) return;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatSummary, runSoak } from '../../scripts/soak';
-import { loopFilesystemUnavailable } from '../support/loopfs';
+import { loopFilesystemSkipReason } from '../support/loopfs';
 
 const CYCLES = 12;
 /** No cycle starts after this; a cycle lasts at most freeze_timeout (10 s) plus a thaw. */
@@ -36,12 +36,11 @@ test(`a short soak: ${CYCLES} cycles under 3 writers and long statements lock wi
   assert.ok(summary.ok);
 });
 
-// As in fsthaw.test.ts: skipped, saying why, without root or loop devices, unless CI requires it.
-const noLoopFilesystem = process.env['VMS_REQUIRE_LOOPFS'] === '1' ? undefined : loopFilesystemUnavailable();
+const noLoopFilesystem = loopFilesystemSkipReason();
 
 test(
   'a short soak with the data directory frozen for every hold: each lock ends at the filesystem thaw or at thaw, never before the thaw began',
-  { timeout: 90_000, ...(noLoopFilesystem === undefined ? {} : { skip: `needs a filesystem to freeze: ${noLoopFilesystem}` }) },
+  { timeout: 90_000, ...(noLoopFilesystem === undefined ? {} : { skip: noLoopFilesystem }) },
   async () => {
     const summary = await runSoak({ cycles: 10, writers: 2, longStatements: false, freezeFilesystem: true, maxDurationMs: MAX_DURATION_MS });
     const report = formatSummary(summary);

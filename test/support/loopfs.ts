@@ -36,6 +36,17 @@ export function loopFilesystemUnavailable(): string | undefined {
   return undefined;
 }
 
+/**
+ * Why the tests that need a loop filesystem skip, or undefined if they run. A developer's own account
+ * (not root) skips them, saying why; CI sets VMS_REQUIRE_LOOPFS=1 (.ci/run), so that there a machine
+ * without loop devices fails them instead.
+ */
+export function loopFilesystemSkipReason(): string | undefined {
+  if (process.env['VMS_REQUIRE_LOOPFS'] === '1') return undefined;
+  const why = loopFilesystemUnavailable();
+  return why === undefined ? undefined : `needs a filesystem to freeze: ${why}`;
+}
+
 const mounted = new Set<string>();
 
 process.on('exit', () => {
