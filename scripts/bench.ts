@@ -14,13 +14,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { CONFIG_ENV } from '../src/config';
-import { openSession, readProcesslist, type Session } from '../src/mysql';
-import { findBlockers, windowRules } from '../src/window';
+import { CONFIG_ENV } from '../src/config/settings';
+import { openSession, type Session } from '../src/server/session';
+import { readProcesslist } from '../src/server/processlist';
+import { findBlockers, windowRules } from '../src/snapshot/window';
 import { HOOK_NAMES, makeHookSetup, parseLogLines, type HookSetup } from '../test/support/hook';
 import { loopFilesystemUnavailable, mountLoopFilesystem, type LoopFilesystem } from '../test/support/loopfs';
 import { mariadbInstalled, startMariaDB, TEST_USER, type TestServer } from '../test/support/mariadb';
-import { findBinary } from '../src/throwaway';
+import { findBinary } from '../src/commands/throwaway';
 
 /** build/scripts/bench.js -> the repository root */
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -1171,7 +1172,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-main()
+void main()
   .catch((error: unknown) => {
     say(`\nbenchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     return 1;

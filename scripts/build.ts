@@ -5,13 +5,13 @@
  *
  * The program and the runtime libraries are bundled apart and stored as assets, each with a V8 code
  * cache made by the pinned runtime after running it (scripts/codecache.ts). The executable's main script
- * (src/seamain.ts) loads the program; the program loads a library on first use (src/packages.ts).
+ * (src/runtime/seamain.ts) loads the program; the program loads a library on first use (src/runtime/packages.ts).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
-import { APP_ASSETS, assetNames, PACKAGES, type PackageName } from '../src/packages';
+import { APP_ASSETS, assetNames, PACKAGES, type PackageName } from '../src/runtime/packages';
 
 const root = path.resolve(__dirname, '..', '..');
 const work = path.join(root, 'build', 'sea');
@@ -27,8 +27,8 @@ const COMMON: esbuild.BuildOptions = { bundle: true, platform: 'node', format: '
 
 /**
  * The program itself, without the runtime libraries: an import of one of them becomes a call of
- * loadPackage (src/packages.ts), which loads its asset when the module that imports it is first used.
- * Stored as an asset too, loaded by the executable's main script (src/seamain.ts, bundled alone).
+ * loadPackage (src/runtime/packages.ts), which loads its asset when the module that imports it is first used.
+ * Stored as an asset too, loaded by the executable's main script (src/runtime/seamain.ts, bundled alone).
  */
 async function bundleMain(file: string, version: string): Promise<void> {
   refuseNamespaceImportsOfBuiltins();
@@ -45,7 +45,7 @@ async function bundleMain(file: string, version: string): Promise<void> {
           build.onResolve({ filter: /^[a-z@]/ }, (args) => (names.has(args.path) ? { path: args.path, namespace: 'package' } : undefined));
           build.onLoad({ filter: /.*/, namespace: 'package' }, (args) => ({
             contents: `module.exports = require('./packages').loadPackage(${JSON.stringify(args.path)});`,
-            resolveDir: path.join(root, 'src'),
+            resolveDir: path.join(root, 'src', 'runtime'),
             loader: 'js',
           }));
         },
@@ -60,12 +60,13 @@ async function bundleMain(file: string, version: string): Promise<void> {
  *   module's exports, made once per importing module when it loads (2-3 ms of thaw's start for fs, path
  *   and os); `import fs = require('node:fs')` is the module itself, with the same types;
  * - import() (`await import('node:os')`): esbuild leaves it as it is, and the program runs as a
- *   vm.Script (src/seamain.ts), which has no module loader for it: a require() where it is needed.
+ *   vm.Script (src/runtime/seamain.ts), which has no module loader for it: a require() where it is needed.
  */
 function refuseNamespaceImportsOfBuiltins(): void {
   const source = path.join(root, 'src');
   const found: string[] = [];
-  for (const name of fs.readdirSync(source).filter((entry) => entry.endsWith('.ts'))) {
+  const names = fs.readdirSync(source, { recursive: true, encoding: 'utf8' }).filter((entry) => entry.endsWith('.ts'));
+  for (const name of names) {
     const text = fs.readFileSync(path.join(source, name), 'utf8');
     const namespace = /^import \* as (\w+) from '(node:[\w/]+)'/m.exec(text);
     if (namespace !== null) found.push(`src/${name}: write import ${namespace[1]} = require('${namespace[2]}') instead of import * as ${namespace[1]}`);
@@ -119,13 +120,6 @@ const STUBS: readonly Stub[] = [
   // never compiled (as the module that builds it, it took ~13 ms to compile at the first error, e.g. the
   // SHOW ALL SLAVES STATUS refused for want of REPLICA MONITOR at every freeze).
   { filter: /\/constants\/errors\.js$/, contents: (real) => lazyProxy(`JSON.parse(${JSON.stringify(JSON.stringify(require(real)))})`) },
-  // mysql2 hashes with node:crypto only for the mysql_native_password scramble (SHA-1), but loading
-  // node:crypto takes ~11 ms (39 modules): src/sha1.ts serves that; anything else loads the real module.
-  {
-    filter: /^crypto$/,
-    contents: () =>
-      standIn("require('node:crypto')", `{ createHash: (algorithm, ...options) => (String(algorithm).toLowerCase() === 'sha1' && options.length === 0 ? new (require(${JSON.stringify(path.join(root, 'src', 'sha1.ts'))}).Sha1)() : load().createHash(algorithm, ...options)) }`),
-  },
   // mysql2 decodes MySQL's utf8mb3 (the server version, information_schema's columns) as 'cesu8' through
   // iconv-lite, whose encoding tables take 3-9 ms to load at the first such string. CESU-8 and UTF-8
   // differ only where CESU-8 writes a surrogate (ED A0..ED BF), which utf8mb3 cannot hold: without one,
@@ -217,25 +211,9 @@ function baseRuntime(): string {
     process.stderr.write('strip not found or failed: building with an unstripped runtime (larger file)\n');
     fs.copyFileSync(path.join(packageDirectory, 'bin', 'node'), temporary);
   }
-  checkSpawnBinding(temporary);
   fs.chmodSync(temporary, 0o755);
   fs.renameSync(temporary, cached);
   return cached;
-}
-
-/**
- * src/spawnholder.ts starts the holder through the runtime's process binding, with the arguments
- * node:child_process gives it. The binding asserts on its arguments (a mismatch aborts the process), so
- * the build refuses a runtime whose node:child_process calls it any other way.
- */
-function checkSpawnBinding(runtime: string): void {
-  const binary = fs.readFileSync(runtime);
-  const at = binary.indexOf('this._handle.spawn(');
-  const call = at < 0 ? '' : binary.subarray(at, at + 400).toString('latin1');
-  const expected = /^this\._handle\.spawn\(\s*options\.file,\s*options\.args,\s*options\.cwd,\s*options\.envPairs,\s*options\.stdio,\s*spawnFlags,\s*options\.uid,\s*options\.gid,?\s*\)/;
-  if (!expected.test(call)) {
-    throw new Error(`the runtime's node:child_process no longer spawns as src/spawnholder.ts does (found: ${call.slice(0, 200) || 'no call'}); update src/spawnholder.ts for this runtime`);
-  }
 }
 
 /**
@@ -257,7 +235,7 @@ async function main(): Promise<void> {
   const { version } = readJson<{ version: string }>(path.join(root, 'package.json'));
   const runtime = baseRuntime();
   const seaMain = path.join(work, 'seamain.cjs');
-  await esbuild.build({ ...COMMON, entryPoints: [path.join(root, 'src', 'seamain.ts')], outfile: seaMain });
+  await esbuild.build({ ...COMMON, entryPoints: [path.join(root, 'src', 'runtime', 'seamain.ts')], outfile: seaMain });
   const assets: Record<string, string> = { [APP_ASSETS.source]: path.join(work, APP_ASSETS.source), [APP_ASSETS.cache]: path.join(work, APP_ASSETS.cache) };
   await bundleMain(assets[APP_ASSETS.source], version);
   // Made by the very runtime the executable is built on: V8 accepts a cache only from itself.

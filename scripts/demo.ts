@@ -1,5 +1,5 @@
 /**
- * `npm run demo` (after `npm run build`): runs the built executable's own `demo` command (src/demo.ts),
+ * `npm run demo` (after `npm run build`): runs the built executable's own `demo` command (src/commands/demo.ts),
  * so that the demo is exactly what an admin gets from `vmware-mysql-snapshot demo` on a host without Node.
  */
 import { spawn } from 'node:child_process';

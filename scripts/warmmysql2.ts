@@ -102,7 +102,7 @@ export async function warmUpMysql2(client: typeof Mysql2Promise): Promise<WarmUp
   });
   try {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve));
-    // The options of src/mysql.ts openLink.
+    // The options of src/server/session.ts openLink.
     const connection = await client.createConnection({
       user: 'warmup',
       password: 'warm-up password',

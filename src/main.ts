@@ -2,12 +2,12 @@
  * The program. What to do is decided by the name we were started under: basename(process.argv0), the
  * symlink's name (process.argv[0] is the real executable). Each branch loads only what it needs.
  */
-import type { Invocation } from './dispatch';
+import type { Invocation } from './agents/dispatch';
 import { EXIT } from './errors';
-import { recordProgramLoad, type AssetLoad } from './packages';
-import type { SpawnedHolder } from './spawnholder';
+import { recordProgramLoad, type AssetLoad } from './runtime/packages';
+import type { SpawnedHolder } from './snapshot/spawnholder';
 
-/** What the executable's main script (src/seamain.ts) did before it loaded the program. */
+/** What the executable's main script (src/runtime/seamain.ts) did before it loaded the program. */
 export interface Start {
   load: AssetLoad;
   /** what to do, from the name we were started under and the arguments */
@@ -22,20 +22,20 @@ export interface Start {
 async function main({ invocation, holder }: Start): Promise<number> {
   switch (invocation.kind) {
     case 'hook': {
-      const early = holder === undefined ? undefined : new (await import('./holderprocess')).HolderProcess(holder);
-      return (await import('./hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(early ? { holder: early } : {}) });
+      const early = holder === undefined ? undefined : new (await import('./snapshot/holderprocess')).HolderProcess(holder);
+      return (await import('./snapshot/hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(early ? { holder: early } : {}) });
     }
     case 'holder':
-      return (await import('./holder')).runHolder();
+      return (await import('./snapshot/holder')).runHolder();
     case 'cli':
-      return (await import('./cli')).runCli(invocation.args);
+      return (await import('./commands/cli')).runCli(invocation.args);
     case 'usage':
       process.stderr.write(`${invocation.message}\n`);
       return EXIT.config;
   }
 }
 
-/** Started by the executable's main script (src/seamain.ts), which loads this bundle and says how. */
+/** Started by the executable's main script (src/runtime/seamain.ts), which loads this bundle and says how. */
 export function run(start: Start): void {
   recordProgramLoad(start.load);
   main(start).then(
@@ -47,7 +47,7 @@ export function run(start: Start): void {
   );
 }
 
-/** For the build only: see src/warmup.ts. Loaded on demand, so that no operation initializes its modules. */
+/** For the build only: see src/runtime/warmup.ts. Loaded on demand, so that no operation initializes its modules. */
 export async function warmUp(scratch: string): Promise<void> {
-  return (await import('./warmup')).warmUp(scratch);
+  return (await import('./runtime/warmup')).warmUp(scratch);
 }

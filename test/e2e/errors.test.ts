@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { DEFAULTS } from '../../src/config';
+import { DEFAULTS } from '../../src/config/settings';
 import { closedWithin, events, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, ourHolders, quoteOptionValue, readLog, runHook as runHookRaw, spawnCollected, type Spawned, writeConfig } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
 import { waitFor } from '../support/wait';

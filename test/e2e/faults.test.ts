@@ -127,7 +127,7 @@ interface ProcessIdentity {
   exe: string;
 }
 
-/** As src/processes.ts sees a process: field 22 of /proc/PID/stat, basename of argv[0], /proc/PID/exe. */
+/** As src/state/processes.ts sees a process: field 22 of /proc/PID/stat, basename of argv[0], /proc/PID/exe. */
 function identityOf(pid: number): ProcessIdentity | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -468,7 +468,7 @@ function writeStateFile(file: string, content: string, mode = 0o600): void {
   fs.chmodSync(file, mode);
 }
 
-/** A holder state (see src/state.ts isHolderState) claiming `holder` holds the lock on `connection`. */
+/** A holder state (see src/snapshot/holderstate.ts isHolderState) claiming `holder` holds the lock on `connection`. */
 function heldState(holder: ProcessIdentity, connection: { id: number; user: string; serverStartedAt: number } | null): Record<string, unknown> {
   const now = Date.now();
   return {
@@ -804,7 +804,7 @@ async function startLookalikeHolder(context: TestContext): Promise<ProcessIdenti
 
 /**
  * A state naming a live process that is not the holder it claims: the PID of a crashed run's holder, since
- * reused. Exit 3 is right (src/thaw.ts): the state says the lock was held, and no holder of ours can be
+ * reused. Exit 3 is right (src/snapshot/thaw.ts): the state says the lock was held, and no holder of ours can be
  * proven to hold it now, so the snapshot may not be consistent.
  */
 async function thawWithForeignHolder(context: TestContext, which: 'other start time' | 'real identity'): Promise<void> {

@@ -1,14 +1,14 @@
 /**
  * release_at = filesystem_thaw, end to end: the BUILT executable against a MariaDB whose data directory
  * is on a loop-mounted ext4 that the test freezes and thaws with fsfreeze between freeze and thaw, as the
- * agents do around the snapshot (src/fsthaw.ts). Needs root and a loop device, as CI has.
+ * agents do around the snapshot (src/snapshot/fsthaw.ts). Needs root and a loop device, as CI has.
  */
 import { after, before, test as nodeTest, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Connection } from 'mysql2/promise';
-import { PROBE_NAME } from '../../src/fsthaw';
+import { PROBE_NAME } from '../../src/snapshot/fsthaw';
 import { type HookSetup, type HookSetupOptions, lineOf, makeHookSetup, ourHolders, readLog, runHook } from '../support/hook';
 import { loopFilesystemSkipReason, mountLoopFilesystem, type LoopFilesystem } from '../support/loopfs';
 import { startMariaDB, type TestServer, tryInsert } from '../support/mariadb';
@@ -19,7 +19,8 @@ let other: LoopFilesystem;
 let server: TestServer;
 
 const unavailable = loopFilesystemSkipReason();
-const test = unavailable === undefined ? nodeTest : (name: string, _body: unknown) => nodeTest(name, { skip: unavailable });
+const test = (name: string, body: (context: TestContext) => Promise<void>): void =>
+  void (unavailable === undefined ? nodeTest(name, body) : nodeTest(name, { skip: unavailable }));
 
 before(async () => {
   if (unavailable !== undefined) return;

@@ -17,7 +17,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CONFIG_ENV, DEFAULTS, loadSettings } from '../../src/config';
+import { CONFIG_ENV, DEFAULTS, loadSettings } from '../../src/config/settings';
 import { makeHookSetup, readLog, type HookSetup } from '../support/hook';
 import { startMariaDB, type TestServer, tryInsert } from '../support/mariadb';
 import { sleep } from '../support/wait';

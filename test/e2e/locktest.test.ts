@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Connection } from 'mysql2/promise';
-import { CONFIG_ENV } from '../../src/config';
+import { CONFIG_ENV } from '../../src/config/settings';
 import { HOLDER_MARKER, makeHookSetup, ourHolders, readLog, runHook, spawnHook, type HookResult, type HookSetup } from '../support/hook';
 import { startMariaDB, type TestServer, tryInsert } from '../support/mariadb';
 import { sleep } from '../support/wait';

@@ -12,7 +12,7 @@
  *   at once when freeze fails.
  * - coordinates_file on a replica holds the replication channels and the seeding statements.
  */
-import type { ReplicaChannel } from '../../src/coordinates';
+import type { ReplicaChannel } from '../../src/server/coordinates';
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -357,7 +357,7 @@ test('freeze on the replica records, per channel, the executed source position a
 });
 
 test(
-  "each channel's gtid is the replica's gtid_slave_pos for that channel's domain, as src/coordinates.ts documents",
+  "each channel's gtid is the replica's gtid_slave_pos for that channel's domain, as src/server/coordinates.ts documents",
   {
     timeout: 60_000,
   },

@@ -253,7 +253,7 @@ export interface FakeServer {
   /** A connected session's variable, as its SET statements left it (undefined if never set). */
   sessionVariable(connection: number, name: string): string | undefined;
   failWhen(pattern: RegExp, error: ErrorAnswer): void;
-  /** [client] settings for src/mysql.ts openSession */
+  /** [client] settings for src/server/session.ts openSession */
   client(): { user: string; password: string; host: string; port: number };
   close(): Promise<void>;
 }

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CONFIG_ENV } from '../../src/config';
+import { CONFIG_ENV } from '../../src/config/settings';
 import { TEST_USER, type TestServer } from './mariadb';
 
 /** This file compiles to build/test/support/hook.js; the executable is built to dist/ at the root. */

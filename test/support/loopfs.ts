@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { findBinary, isRoot } from '../../src/throwaway';
+import { findBinary, isRoot } from '../../src/commands/throwaway';
 
 const execFileAsync = promisify(execFile);
 

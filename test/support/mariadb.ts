@@ -23,7 +23,7 @@ import {
   serverFiles,
   type ServerFiles,
   type ServerOptions,
-} from '../../src/throwaway';
+} from '../../src/commands/throwaway';
 
 const runFile = promisify(execFile);
 
@@ -159,7 +159,7 @@ async function newServer(options: StartOptions): Promise<MariaDBServer> {
   return new MariaDBServer(files, port, new MariadbdProcess(requireBinary(SERVER_BINARY), files, serverArgs(files, port, options)));
 }
 
-/** The process is src/throwaway.ts's MariadbdProcess, as for the demo's server. */
+/** The process is src/commands/throwaway.ts's MariadbdProcess, as for the demo's server. */
 class MariaDBServer implements TestServer {
   readonly dir: string;
   readonly datadir: string;

@@ -1,0 +1,220 @@
+/**
+ * `vmware-mysql-snapshot doctor`: checks what a freeze needs, for the configured lock mode, without
+ * taking any lock: the connection, privileges (with the GRANT that adds the missing ones), the binary
+ * log, replica state, run_dir, the log file, coordinates_file, and the installed hooks.
+ */
+import fs = require('node:fs');
+import path = require('node:path');
+import type { RowDataPacket } from 'mysql2/promise';
+import type { Settings } from '../config/settings';
+import { firstSupported, parseReplicaStatus, replicaStatusStatements } from '../server/coordinates';
+import { probeOnce, thawProbeFor } from '../snapshot/fsthaw';
+import { chooseMode, unsupportedReason, type ServerTraits } from '../server/lockmodes';
+import { type LockMode } from '../config/settings';
+import { globalPrivileges, missingPrivileges } from '../server/privileges';
+import { grantStatement, openSession, type Session } from '../server/session';
+import { packageLoads } from '../runtime/packages';
+import { checkRunDir, runDirExists } from '../state/statedir';
+
+export type Verdict = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  name: string;
+  verdict: Verdict;
+  detail: string;
+  /** what to do about a warn or fail */
+  fix?: string;
+}
+
+const HOOK_PLACES = [
+  '/usr/sbin/pre-freeze-script',
+  '/usr/sbin/post-thaw-script',
+  '/etc/vmware-tools/backupScripts.d',
+  '/etc/qemu/fsfreeze-hook.d',
+  '/etc/qemu-ga/fsfreeze-hook.d',
+];
+
+export async function runDoctor(settings: Settings): Promise<Check[]> {
+  const checks: Check[] = [{ name: 'configuration', verdict: settings.warnings.length > 0 ? 'warn' : 'ok', detail: settings.file, ...(settings.warnings.length > 0 ? { fix: settings.warnings.join('; ') } : {}) }];
+  let session: Session | undefined;
+  try {
+    session = await openSession(settings.client, { connectTimeoutMs: 5000 });
+    checks.push({ name: 'connection', verdict: 'ok', detail: `${session.server.version} as ${session.server.account}` });
+  } catch (error) {
+    const down = (error as { code?: string }).code === 'SERVER_DOWN';
+    checks.push({
+      name: 'connection',
+      verdict: down && settings.ifServerDown === 'skip' ? 'warn' : 'fail',
+      detail: (error as Error).message,
+      ...(down ? { fix: `start the server; with if_server_down = ${settings.ifServerDown} a freeze now ${settings.ifServerDown === 'skip' ? 'skips' : 'fails'}` } : {}),
+    });
+  }
+  if (session !== undefined) {
+    try {
+      checks.push(...(await serverChecks(settings, session)), releaseCheck(settings, session));
+    } finally {
+      await session.close();
+    }
+  }
+  checks.push(runDirCheck(settings), logFileCheck(settings));
+  if (settings.coordinatesFile !== null) checks.push(coordinatesFileCheck(settings.coordinatesFile));
+  checks.push(hooksCheck());
+  const executable = executableCheck();
+  if (executable !== undefined) checks.push(executable);
+  return checks;
+}
+
+/** Whether the lock will end at the filesystem thaw (release_at = filesystem_thaw) or at thaw. */
+function releaseCheck(settings: Settings, session: Session): Check {
+  if (settings.releaseAt === 'post_thaw') return { name: 'release', verdict: 'ok', detail: 'at thaw (release_at = post_thaw)' };
+  const probe = thawProbeFor(session.server.datadir);
+  const problem = 'directory' in probe ? probeOnce(probe.directory) : probe.why;
+  if (problem === undefined) return { name: 'release', verdict: 'ok', detail: `when the filesystem of ${session.server.datadir} thaws after the snapshot` };
+  return {
+    name: 'release',
+    verdict: 'warn',
+    detail: `at thaw, not at the filesystem thaw: ${problem}`,
+    fix: `run the hook on the server's own machine, or set release_at = post_thaw in ${settings.file} to make that the rule`,
+  };
+}
+
+async function serverChecks(settings: Settings, session: Session): Promise<Check[]> {
+  const checks: Check[] = [];
+  const [variables] = await session.connection.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES LIKE 'have_backup_locks'");
+  const traits: ServerTraits = { version: session.server.version, isMariaDB: session.server.isMariaDB, backupLocks: String(variables[0]?.['Value'] ?? '') === 'YES' };
+  let mode: LockMode = 'ftwrl';
+  if (settings.lockMode === 'auto') {
+    const choice = chooseMode(traits);
+    mode = choice.mode;
+    checks.push({ name: 'lock mode', verdict: 'ok', detail: `auto: ${choice.mode} (${choice.reason})` });
+  } else {
+    const unsupported = unsupportedReason(settings.lockMode, traits);
+    mode = settings.lockMode;
+    checks.push(
+      unsupported === undefined
+        ? { name: 'lock mode', verdict: 'ok', detail: settings.lockMode }
+        : { name: 'lock mode', verdict: 'fail', detail: `${settings.lockMode}: ${unsupported}`, fix: `set lock_mode = auto or ftwrl in ${settings.file}` },
+    );
+  }
+  const needs = { mode, killQueries: settings.killLongQueries !== 'off', stopApplier: settings.replicaSqlThread === 'stop' };
+  try {
+    const granted = await globalPrivileges(session);
+    const missing = missingPrivileges(granted, session.server, needs);
+    checks.push(
+      missing.length === 0
+        ? { name: 'privileges', verdict: 'ok', detail: `all that ${mode} needs` }
+        : { name: 'privileges', verdict: 'fail', detail: `missing ${missing.join(', ')}`, fix: grantStatement(missing, session.server.account) },
+    );
+  } catch (error) {
+    checks.push({ name: 'privileges', verdict: 'warn', detail: `cannot read SHOW GRANTS: ${(error as Error).message}` });
+  }
+  checks.push(
+    session.server.logBin
+      ? { name: 'binary log', verdict: 'ok', detail: 'on: the coordinates can seed a replica' }
+      : { name: 'binary log', verdict: 'warn', detail: 'off: snapshots record no binary-log position', fix: 'enable log_bin to seed replicas from snapshots' },
+  );
+  checks.push(await replicaCheck(session, settings));
+  return checks;
+}
+
+async function replicaCheck(session: Session, settings: Settings): Promise<Check> {
+  try {
+    const { rows } = await firstSupported(session, replicaStatusStatements(session.server.isMariaDB));
+    const channels = parseReplicaStatus(rows);
+    if (channels.length === 0) return { name: 'replica', verdict: 'ok', detail: 'not a replica' };
+    const described = channels.map((channel) => `${channel.channel || 'default'} from ${channel.sourceHost} (SQL ${channel.sqlRunning ? 'running' : 'stopped'})`);
+    return { name: 'replica', verdict: 'ok', detail: `${described.join(', ')}; replica_sql_thread = ${settings.replicaSqlThread}` };
+  } catch (error) {
+    const privilege = session.server.isMariaDB ? 'REPLICA MONITOR' : 'REPLICATION CLIENT';
+    return { name: 'replica', verdict: 'warn', detail: `cannot read the replica status (${(error as Error).message})`, fix: grantStatement([privilege], session.server.account) };
+  }
+}
+
+function runDirCheck(settings: Settings): Check {
+  if (!runDirExists(settings.runDir)) {
+    const parent = path.dirname(settings.runDir);
+    return fs.existsSync(parent)
+      ? { name: 'run_dir', verdict: 'ok', detail: `${settings.runDir} (created with mode 700 at the first freeze)` }
+      : { name: 'run_dir', verdict: 'ok', detail: `${settings.runDir} (created with its parent ${parent} at the first freeze)` };
+  }
+  try {
+    checkRunDir(settings.runDir);
+    return { name: 'run_dir', verdict: 'ok', detail: settings.runDir };
+  } catch (error) {
+    return { name: 'run_dir', verdict: 'fail', detail: (error as Error).message };
+  }
+}
+
+function logFileCheck(settings: Settings): Check {
+  const target = fs.existsSync(settings.logFile) ? settings.logFile : path.dirname(settings.logFile);
+  try {
+    fs.accessSync(target, fs.constants.W_OK);
+    const stat = fs.lstatSync(settings.logFile, { throwIfNoEntry: false });
+    if (stat !== undefined && !stat.isFile()) throw new Error(`${settings.logFile} is not a regular file`);
+    return { name: 'log file', verdict: 'ok', detail: settings.logFile };
+  } catch (error) {
+    return { name: 'log file', verdict: 'warn', detail: `${(error as Error).message}: freeze goes ahead but logs to stderr only`, fix: `make ${settings.logFile} writable by root` };
+  }
+}
+
+function coordinatesFileCheck(file: string): Check {
+  try {
+    fs.accessSync(path.dirname(file), fs.constants.W_OK);
+    return { name: 'coordinates_file', verdict: 'ok', detail: file };
+  } catch (error) {
+    return { name: 'coordinates_file', verdict: 'fail', detail: `${(error as Error).message}: a freeze would fail`, fix: `create ${path.dirname(file)}` };
+  }
+}
+
+function hooksCheck(): Check {
+  const found: string[] = [];
+  for (const place of HOOK_PLACES) {
+    const stat = fs.lstatSync(place, { throwIfNoEntry: false });
+    if (stat === undefined) continue;
+    if (!stat.isDirectory()) {
+      found.push(describeHook(place));
+      continue;
+    }
+    for (const entry of fs.readdirSync(place).sort()) found.push(describeHook(path.join(place, entry)));
+  }
+  const ours = found.filter((line) => line.endsWith('(ours)'));
+  if (ours.length === 0) {
+    return { name: 'hooks', verdict: 'warn', detail: found.length === 0 ? 'none installed' : `only others: ${found.join('; ')}`, fix: 'sudo ./install.sh (see --help for the layouts)' };
+  }
+  return { name: 'hooks', verdict: 'ok', detail: found.join('; ') };
+}
+
+/**
+ * The single executable loads the program and its libraries with the code caches it was built with; V8
+ * refuses a cache made by another runtime build, which only costs start-up time. Nothing to report
+ * outside it.
+ */
+function executableCheck(): Check | undefined {
+  const loads = packageLoads();
+  if (loads.length === 0) return undefined;
+  const detail = loads.map((load) => `${load.name} ${load.ms} ms${load.cacheAccepted ? '' : ' (compiled: code cache refused)'}`).join(', ');
+  return loads.every((load) => load.cacheAccepted)
+    ? { name: 'executable', verdict: 'ok', detail: `program and libraries loaded with their code caches: ${detail}` }
+    : { name: 'executable', verdict: 'warn', detail, fix: 'rebuild the executable (npm run build): its code caches were not made by its own runtime, so every start compiles the program and the libraries' };
+}
+
+function describeHook(file: string): string {
+  try {
+    const real = fs.realpathSync(file);
+    return real === fs.realpathSync(process.execPath) ? `${file} (ours)` : `${file} -> ${real}`;
+  } catch {
+    return `${file} (dangling)`;
+  }
+}
+
+export function formatChecks(checks: readonly Check[]): string {
+  const width = Math.max(...checks.map((check) => check.name.length));
+  const lines = checks.map((check) => {
+    const mark = check.verdict === 'ok' ? 'ok  ' : check.verdict === 'warn' ? 'WARN' : 'FAIL';
+    const fix = check.fix === undefined ? '' : `\n${' '.repeat(width + 8)}fix: ${check.fix}`;
+    return `${mark}  ${check.name.padEnd(width)}  ${check.detail}${fix}`;
+  });
+  const failed = checks.filter((check) => check.verdict === 'fail').length;
+  lines.push(failed === 0 ? 'a freeze would work' : `${failed} problem(s) would make a freeze fail`);
+  return `${lines.join('\n')}\n`;
+}

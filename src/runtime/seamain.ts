@@ -1,0 +1,20 @@
+/**
+ * The single executable's main script: loads the program (src/main.ts, bundled and stored as an asset)
+ * with the code cache the build made for it after running its warm-up (src/runtime/warmup.ts). Node's own
+ * code cache for a main script is made without running it, and so holds only its top level: every
+ * function would be compiled at its first call, ~1.7 ms of thaw's way to its signal. Built apart from
+ * the program, so that this script is all that Node compiles and caches itself.
+ *
+ * A freeze starts its lock holder first, before the program loads: the holder's start-up is the longer
+ * path of every freeze (src/snapshot/spawnholder.ts).
+ */
+import path = require('node:path');
+import { dispatch } from '../agents/dispatch';
+import type { Start } from '../main';
+import { APP_ASSETS, loadAsset } from './packages';
+import { SpawnedHolder } from '../snapshot/spawnholder';
+
+const invocation = dispatch(path.basename(process.argv0), process.argv.slice(2));
+const holder = invocation.kind === 'hook' && invocation.operation === 'freeze' ? SpawnedHolder.spawn() : undefined;
+const { exports: program, cacheAccepted, ms } = loadAsset(APP_ASSETS);
+(program as { run: (start: Start) => void }).run({ load: { cacheAccepted, ms }, invocation, holder });

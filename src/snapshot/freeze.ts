@@ -1,0 +1,431 @@
+/**
+ * Freeze: wait for a quiet moment, start the detached holder, and exit 0 only once it holds the lock.
+ * Every way out other than "locked" leaves nothing held: the agent never calls thaw after a failed freeze.
+ */
+import type { RowDataPacket } from 'mysql2/promise';
+import type { Settings } from '../config/settings';
+import { HookError } from '../errors';
+import { acquireFreezeLock } from '../state/freezelock';
+import { thawProbeFor } from './fsthaw';
+import type { Logger } from '../log';
+import { probeReplication, type Coordinates, type ReplicationProbe } from '../server/coordinates';
+import { startHolder, type HolderEvent, type HolderProcess } from './holderprocess';
+import { chooseMode, lockPlan, unsupportedReason, type LockPlan, type ServerTraits } from '../server/lockmodes';
+import { type LockMode } from '../config/settings';
+import { checkPrivileges } from '../server/privileges';
+import { holderTag, killConnectionIfOurs, readProcesslist } from '../server/processlist';
+import { isServerDown, openSession, serverError, type Session } from '../server/session';
+import { stopAppliers } from '../server/replica';
+import { identify, isSameProcess } from '../state/processes';
+import { isOurHolderState, type LastRun } from './holderstate';
+import type { BlockerSummary } from '../state/history';
+import { ensureRunDir, LAST_FILE, PROGRESS_FILE, readJson, removeFile, STATE_FILE, writeJson } from '../state/statedir';
+import { blockerKey, findBlockers, isKillable, statementPreview, windowRules, type WindowRules } from './window';
+import { type ProcessRow } from '../server/processlist';
+
+const POLL_INTERVAL_MS = 250;
+/** After an abandoned attempt, let the writers that queued behind it drain before the next one. */
+const RETRY_PAUSE_MS = 1000;
+/** Time for the holder to start and connect, on top of lock_wait_timeout. */
+const HOLDER_CONNECT_MS = 10_000;
+/** How long past lock_wait_timeout we wait for the holder's own answer before abandoning it. */
+const LOCK_ANSWER_GRACE_MS = 500;
+
+export interface FreezeResult {
+  outcome: 'locked' | 'skipped';
+  /** the lock taken, and whether it stops commits (the snapshot is then exactly at the coordinates) */
+  lock?: { mode: LockMode; exact: boolean; server: string; isMariaDB: boolean };
+  coordinates?: Coordinates;
+  attempts: number;
+  /** from freeze start to lock held */
+  totalMs: number;
+  /** the FLUSH statement alone, last attempt */
+  lockMs?: number;
+  holderPid?: number;
+  /** release_at = filesystem_thaw: the data directory whose filesystem's thaw ends the hold */
+  thawProbe?: string;
+  /**
+   * Tells the holder that freeze has logged the lock and is about to exit 0; until then a holder whose
+   * freeze disappears releases at once.
+   */
+  acknowledge: () => Promise<void>;
+}
+
+/** What a running freeze is doing, kept in run_dir/freeze.json for `status`, and for the history. */
+export interface FreezeProgress {
+  phase: 'waiting' | 'locking';
+  attempts: number;
+  /** every statement that kept us waiting, with the longest time it was seen running */
+  blockers: BlockerSummary[];
+}
+
+/**
+ * `early`: a holder the caller started before loading this module (and mysql2), so that the two
+ * start-ups overlap; it only connects and waits for 'lock', and is stopped if this freeze fails.
+ */
+export async function freeze(settings: Settings, logger: Logger, abort: AbortSignal, progress: FreezeProgress, early?: HolderProcess): Promise<FreezeResult> {
+  // From the moment the agent started us: the time to lock it sees (and freeze_timeout) include our start-up.
+  // process.uptime() rather than performance.timeOrigin, whose module takes ~2 ms to load.
+  const startedAt = Date.now() - Math.round(process.uptime() * 1000);
+  let holder: HolderProcess | undefined = early;
+  let locked = false;
+  let releaseFreezeLock: (() => void) | undefined;
+  let opening: Promise<Session> | undefined;
+  try {
+    ensureRunDir(settings.runDir);
+    // Our connection's handshake overlaps taking the freeze lock; if that fails, it is closed unused.
+    opening = openSession(settings.client);
+    opening.catch(() => undefined); // awaited below, or closed in the finally
+    releaseFreezeLock = await acquireFreezeLock(settings.runDir);
+    refuseIfHeld(settings, logger);
+    holder ??= startHolder(settings, 1);
+    let session: Session;
+    try {
+      session = await opening;
+      opening = undefined;
+    } catch (error) {
+      opening = undefined;
+      if (isServerDown(error) && settings.ifServerDown === 'skip') {
+        logger.warn({ event: 'freeze.server_down', error: (error as Error).message }, 'the server is not running: nothing to quiesce, the snapshot goes ahead (if_server_down = skip)');
+        return { outcome: 'skipped', attempts: 0, totalMs: Date.now() - startedAt, acknowledge: async () => undefined };
+      }
+      throw error;
+    }
+    let restartAppliers: string[] = [];
+    try {
+      const traits = await serverTraits(session);
+      const mode = resolveLockMode(settings, traits, logger);
+      await checkPrivileges(session, { mode, killQueries: settings.killLongQueries !== 'off', stopApplier: settings.replicaSqlThread === 'stop' });
+      if (settings.replicaSqlThread === 'stop') {
+        restartAppliers = await stopAppliersLogged(session, logger, startedAt + settings.freezeTimeout * 1000);
+      }
+      const replication = await probeReplication(session);
+      const thawProbe = chooseThawProbe(settings, session, logger);
+      const freezer = new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers, replication, thawProbe }, progress);
+      try {
+        const result = await freezer.run(holder);
+        locked = true;
+        return result;
+      } finally {
+        holder = freezer.holder;
+      }
+    } finally {
+      // On success the holder starts the appliers again after its release; otherwise we do it now.
+      if (!locked) for (const statement of restartAppliers) await session.connection.query(statement).catch(() => undefined);
+      // Locked: our exit, a moment from now, closes the socket. Writers wait on the lock until thaw, and
+      // closing it here cost them ~0.4 ms more.
+      if (!locked) await session.close();
+    }
+  } finally {
+    // Refused before it was used (another freeze runs, or a lock is held): never left open.
+    if (opening !== undefined) await opening.then((unused) => unused.close(), () => undefined);
+    if (!locked) await holder?.stop();
+    if (releaseFreezeLock !== undefined) {
+      removeFile(settings.runDir, PROGRESS_FILE);
+      releaseFreezeLock();
+    }
+  }
+}
+
+/** release_at = filesystem_thaw: the data directory whose filesystem the holder watches (src/snapshot/fsthaw.ts). */
+function chooseThawProbe(settings: Settings, session: Session, logger: Logger): string | null {
+  if (settings.releaseAt !== 'filesystem_thaw') return null;
+  const probe = thawProbeFor(session.server.datadir);
+  if ('directory' in probe) return probe.directory;
+  logger.info({ event: 'thaw_watch.off', reason: probe.why }, `the lock is released at post-thaw, not at the filesystem thaw: ${probe.why}`);
+  return null;
+}
+
+/** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
+function refuseIfHeld(settings: Settings, logger: Logger): void {
+  const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
+  if (read.kind === 'missing') return;
+  if (read.kind === 'untrusted') {
+    logger.warn({ event: 'freeze.stale_state', reason: read.reason }, `ignoring and removing untrusted state: ${read.reason}`);
+    removeFile(settings.runDir, STATE_FILE);
+    return;
+  }
+  const state = read.value;
+  const live = (state.phase === 'locking' || state.phase === 'held') && isSameProcess(state.holder);
+  if (live) {
+    const since = state.lockedAt === undefined ? '' : ` since ${new Date(state.lockedAt).toISOString()}`;
+    throw new HookError(
+      'BUSY',
+      `a lock is already ${state.phase === 'held' ? 'held' : 'being taken'} by holder pid ${state.holder.pid}${since}: run "post-thaw-script thaw" to release it first`,
+    );
+  }
+  logger.warn({ event: 'freeze.stale_state', phase: state.phase, holderPid: state.holder.pid }, `clearing state of an earlier run (phase ${state.phase}, holder ${state.holder.pid} is gone)`);
+  const last: LastRun = { ...state, thaw: { operation: 'freeze', at: Date.now(), outcome: state.phase === 'held' ? 'inconsistent' : 'nothing_held' } };
+  writeJson(settings.runDir, LAST_FILE, last);
+  removeFile(settings.runDir, STATE_FILE);
+}
+
+async function serverTraits(session: Session): Promise<ServerTraits> {
+  const [rows] = await session.connection.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES LIKE 'have_backup_locks'");
+  return { version: session.server.version, isMariaDB: session.server.isMariaDB, backupLocks: String(rows[0]?.['Value'] ?? '') === 'YES' };
+}
+
+function resolveLockMode(settings: Settings, traits: ServerTraits, logger: Logger): LockMode {
+  if (settings.lockMode === 'auto') {
+    const { mode, reason } = chooseMode(traits);
+    logger.info({ event: 'lock.mode', mode, reason }, `lock_mode = auto: ${mode} (${reason})`);
+    return mode;
+  }
+  const unsupported = unsupportedReason(settings.lockMode, traits);
+  if (unsupported !== undefined) {
+    throw new HookError('CONFIG', `lock_mode = ${settings.lockMode} cannot be used on this server: ${unsupported}. Set lock_mode = auto or ftwrl in ${settings.file}`);
+  }
+  return settings.lockMode;
+}
+
+async function stopAppliersLogged(session: Session, logger: Logger, deadline: number): Promise<string[]> {
+  const stopped = await stopAppliers(session, deadline);
+  if (stopped === undefined) return [];
+  if (stopped.leftRunning) {
+    logger.warn({ event: 'replica.applier', channels: stopped.channels }, 'the replica applier kept temporary tables open until freeze_timeout: left running');
+  } else {
+    logger.info({ event: 'replica.applier', channels: stopped.channels }, `stopped the replica applier (${stopped.channels.map((name) => name || 'default').join(', ')}) until the release`);
+  }
+  return stopped.restart;
+}
+
+type Attempt = { result: 'locked'; coordinates: Coordinates; waitedMs: number } | { result: 'timeout' };
+
+class Freezer {
+  private readonly loggedBlockers = new Map<string, BlockerSummary>();
+  private readonly identity = identify(process.pid);
+  /** the holder for the next attempt, started ahead of it */
+  holder: HolderProcess | undefined;
+  private attempts = 0;
+  private lastBlockers: ProcessRow[] = [];
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly logger: Logger,
+    private readonly abort: AbortSignal,
+    private readonly session: Session,
+    private readonly startedAt: number,
+    private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[]; replication: ReplicationProbe; thawProbe: string | null },
+    private readonly progress: FreezeProgress,
+  ) {}
+
+  /** Best effort: status shows it, nothing depends on it. */
+  private saveProgress(phase: FreezeProgress['phase']): void {
+    this.progress.phase = phase;
+    this.progress.attempts = this.attempts;
+    try {
+      writeJson(this.settings.runDir, PROGRESS_FILE, { identity: this.identity, startedAt: this.startedAt, ...this.progress });
+    } catch {
+      // run_dir was checked at start; a failure here only costs status its detail
+    }
+  }
+
+  async run(firstHolder: HolderProcess): Promise<FreezeResult> {
+    this.holder = firstHolder;
+    const deadline = this.startedAt + this.settings.freezeTimeout * 1000;
+    this.saveProgress('waiting');
+    while (true) {
+      this.throwIfAborted();
+      if (Date.now() >= deadline) throw this.timeoutError();
+      const blockers = await this.blockers();
+      if (blockers.length > 0) {
+        await this.pause(Math.min(POLL_INTERVAL_MS, deadline - Date.now()));
+        continue;
+      }
+      this.attempts += 1;
+      this.saveProgress('locking');
+      const holder = this.holder ?? startHolder(this.settings, this.attempts);
+      this.holder = holder;
+      const attempt = await this.attemptLock(holder);
+      if (attempt.result === 'locked') {
+        return {
+          outcome: 'locked',
+          lock: {
+            mode: this.lock.mode,
+            exact: this.plan(holder).exact,
+            server: this.session.server.version,
+            isMariaDB: this.session.server.isMariaDB,
+          },
+          coordinates: attempt.coordinates,
+          attempts: this.attempts,
+          totalMs: Date.now() - this.startedAt,
+          lockMs: attempt.waitedMs,
+          holderPid: holder.pid,
+          ...(this.lock.thawProbe === null ? {} : { thawProbe: this.lock.thawProbe }),
+          acknowledge: () => holder.acknowledge(),
+        };
+      }
+      // The next holder starts now, so that it is ready when the next quiet moment comes.
+      this.holder = startHolder(this.settings, this.attempts + 1);
+      this.saveProgress('waiting');
+      await this.pause(Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  private plan(holder: HolderProcess): LockPlan {
+    return lockPlan(this.lock.mode, this.lock.traits, this.settings.lockWaitTimeout, holderTag(holder.pid));
+  }
+
+  private rules(longQueryTime: number): WindowRules {
+    return windowRules({
+      longQueryTime,
+      ignoreCommands: this.settings.ignoreCommands,
+      ignoreUsers: this.settings.ignoreUsers,
+      ownIds: [this.session.server.connectionId, ...(this.holder?.connectionId !== undefined ? [this.holder.connectionId] : [])],
+    });
+  }
+
+  private async blockers(): Promise<ProcessRow[]> {
+    const rows = await readProcesslist(this.session).catch((error: unknown) => {
+      throw serverError(error, 'reading the processlist');
+    });
+    // Statements we may kill if they hold up the lock do not make us wait for them.
+    const blockers = findBlockers(rows, this.rules(this.settings.longQueryTime)).filter(
+      (row) => !isKillable(row, this.settings.killLongQueries),
+    );
+    for (const row of blockers) {
+      const key = blockerKey(row);
+      const seen = this.loggedBlockers.get(key);
+      if (seen !== undefined) {
+        seen.seconds = Math.max(seen.seconds, row.timeMs / 1000);
+        continue;
+      }
+      const summary = { thread: row.id, user: row.user, seconds: row.timeMs / 1000, statement: statementPreview(row.info, 120) };
+      this.loggedBlockers.set(key, summary);
+      this.progress.blockers.push(summary);
+      this.saveProgress('waiting');
+      this.logger.info(
+        { event: 'window.blocked', thread: row.id, user: row.user, host: row.host, db: row.db, command: row.command, seconds: row.timeMs / 1000, state: row.state, statement: statementPreview(row.info) },
+        `waiting: thread ${row.id} (${row.user}) has run a statement for ${(row.timeMs / 1000).toFixed(1)} s`,
+      );
+    }
+    this.lastBlockers = blockers;
+    return blockers;
+  }
+
+  /** One attempt with a started holder: wait until it is connected, tell it to lock, wait for the answer. */
+  private async attemptLock(holder: HolderProcess): Promise<Attempt> {
+    const settings = this.settings;
+    if (holder.connectionId === undefined) {
+      const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
+      if (event.type === 'timeout') return this.abandon(holder, 'the holder did not connect');
+      if (event.type !== 'connected') return this.unexpected(holder, event);
+    }
+    const { connectionId: _, ...server } = this.session.server;
+    const { afterRelease, replication, thawProbe } = this.lock;
+    holder.lock({ plan: this.plan(holder), afterRelease, replication, server, thawProbe });
+    this.logger.debug({ event: 'lock.attempt', attempt: this.attempts, holderPid: holder.pid }, `lock attempt ${this.attempts}`);
+    const killTimer =
+      settings.killLongQueries === 'off' ? undefined : setTimeout(() => void this.killLongQueries(Date.now() - settings.killLongQueriesAfter * 1000), settings.killLongQueriesAfter * 1000);
+    try {
+      const event = await holder.next(settings.lockWaitTimeout * 1000 + LOCK_ANSWER_GRACE_MS, this.abort);
+      if (event.type === 'locked') return { result: 'locked', coordinates: event.coordinates, waitedMs: event.waitedMs };
+      if (event.type === 'timeout') return await this.abandon(holder, `not locked within lock_wait_timeout (${settings.lockWaitTimeout} s)`);
+      if (event.type === 'failed' && event.timedOut) {
+        this.logger.warn({ event: 'lock.timeout', attempt: this.attempts, error: event.message }, `lock attempt ${this.attempts} timed out on the server (lock_wait_timeout ${settings.lockWaitTimeout} s); waiting for the next quiet moment`);
+        await this.stopHolder(holder);
+        return { result: 'timeout' };
+      }
+      return await this.unexpected(holder, event);
+    } finally {
+      clearTimeout(killTimer);
+    }
+  }
+
+  private async abandon(holder: HolderProcess, why: string): Promise<Attempt> {
+    await this.stopHolder(holder);
+    this.logger.warn({ event: 'lock.abandoned', attempt: this.attempts, reason: why }, `lock attempt ${this.attempts} abandoned: ${why}; waiting for the next quiet moment`);
+    return { result: 'timeout' };
+  }
+
+  /** Anything but an answer to the attempt ends the freeze: the holder is stopped first, its FLUSH KILLed. */
+  private async unexpected(holder: HolderProcess, event: HolderEvent): Promise<never> {
+    await this.stopHolder(holder);
+    switch (event.type) {
+      case 'aborted':
+        throw abortError();
+      case 'failed':
+        throw new HookError(event.code, event.message);
+      case 'spawn-error':
+        throw new HookError('INTERNAL', event.message);
+      case 'exit':
+        throw new HookError('INTERNAL', `the lock holder exited before locking (${event.signal ?? `exit code ${event.code}`}); nothing is held`);
+      default:
+        throw new HookError('INTERNAL', `unexpected message from the lock holder: ${event.type}`);
+    }
+  }
+
+  /**
+   * kill_long_queries: the lock has waited kill_long_queries_after; KILL QUERY the statements of the
+   * configured kind that were already running when it started (the ones it waits for), as XtraBackup's
+   * --kill-long-queries-timeout does. Every kill is logged with the statement.
+   */
+  private async killLongQueries(attemptStartedAt: number): Promise<void> {
+    try {
+      const rows = await readProcesslist(this.session);
+      const waitedSeconds = (Date.now() - attemptStartedAt) / 1000;
+      const victims = findBlockers(rows, this.rules(waitedSeconds)).filter((row) => isKillable(row, this.settings.killLongQueries));
+      for (const row of victims) {
+        const fields = { thread: row.id, user: row.user, host: row.host, db: row.db, seconds: row.timeMs / 1000, statement: statementPreview(row.info) };
+        try {
+          await this.session.connection.query(`KILL QUERY ${Number(row.id)}`);
+        } catch (error) {
+          this.logger.error({ event: 'query.kill_failed', ...fields, error: (error as Error).message }, `could not kill the statement of thread ${row.id}: ${(error as Error).message}`);
+          continue;
+        }
+        this.logger.warn(
+          { event: 'query.killed', ...fields },
+          `killed the statement of thread ${row.id} (${row.user}, running ${(row.timeMs / 1000).toFixed(1)} s) that held up the lock (kill_long_queries = ${this.settings.killLongQueries})`,
+        );
+      }
+    } catch (error) {
+      this.logger.warn({ event: 'query.killed', error: (error as Error).message }, `could not kill long queries: ${(error as Error).message}`);
+    }
+  }
+
+  /** Stops a holder that does not hold the lock for us: its statement KILLed on the server, the process ended. */
+  private async stopHolder(holder: HolderProcess): Promise<void> {
+    if (this.holder === holder) this.holder = undefined;
+    // The server side first: a FLUSH waiting there keeps writers waiting behind it.
+    if (holder.connectionId !== undefined) {
+      // The holder's connection: the id it reported, our account, the server lifetime our session saw.
+      const proof = { id: holder.connectionId, user: this.settings.client.user, serverStartedAt: this.session.server.startedAt };
+      const outcome = await killConnectionIfOurs(this.session, proof).catch(() => 'gone' as const);
+      if (outcome === 'killed') {
+        this.logger.warn({ event: 'connection.killed', thread: proof.id }, `killed the holder's connection ${proof.id} on the server`);
+      }
+    }
+    await holder.stop();
+  }
+
+  private async pause(ms: number): Promise<void> {
+    if (ms <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.abort.addEventListener('abort', done, { once: true });
+    });
+    this.throwIfAborted();
+  }
+
+  private throwIfAborted(): void {
+    if (this.abort.aborted) throw abortError();
+  }
+
+  private timeoutError(): HookError {
+    const blockers = this.lastBlockers.slice(0, 3).map((row) => `thread ${row.id} (${row.user}, ${(row.timeMs / 1000).toFixed(0)} s): ${statementPreview(row.info, 80)}`);
+    const because = blockers.length > 0 ? `; still running: ${blockers.join('; ')}` : '';
+    return new HookError(
+      'FREEZE_TIMEOUT',
+      `no lock within freeze_timeout (${this.settings.freezeTimeout} s) after ${this.attempts} attempt(s)${because}. Raise freeze_timeout or long_query_time, or add the user to ignore_users`,
+    );
+  }
+}
+
+function abortError(): HookError {
+  return new HookError('ABORTED', 'freeze aborted by a signal; nothing is held');
+}
+

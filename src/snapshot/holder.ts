@@ -1,0 +1,299 @@
+/**
+ * pre-freeze-mysql-lock: the process that takes FLUSH TABLES WITH READ LOCK on its own connection and
+ * holds it across the snapshot. Started detached by freeze, which hands it the credentials over their
+ * private channel (src/snapshot/channel.ts). While it holds, it writes nothing outside run_dir (the filesystems
+ * may be frozen): it releases first and logs afterwards.
+ */
+import path = require('node:path');
+import { Channel } from './channel';
+import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from '../server/coordinates';
+import { ThawWatch } from './fsthaw';
+import { describedSession, openLink, serverError, withSession, type Link, type Session } from '../server/session';
+import { killConnectionIfOurs } from '../server/processlist';
+import { identify, type ProcessIdentity } from '../state/processes';
+import { VERSION } from '../version';
+import { boundStatement, type LockPlan } from '../server/lockmodes';
+import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, RELEASE_SIGNAL, type ReleaseReason, type ToHolder } from './holderstate';
+import { STATE_FILE, writeJson } from '../state/statedir';
+
+/** ER_LOCK_WAIT_TIMEOUT, ER_STATEMENT_TIMEOUT (MariaDB max_statement_time), ER_QUERY_TIMEOUT (MySQL) */
+const LOCK_TIMEOUT_ERRNOS = new Set([1205, 1969, 3024]);
+const START_MESSAGE_TIMEOUT_MS = 10_000;
+
+export async function runHolder(): Promise<number> {
+  const channel = Channel.ofHolder<ToHolder, FromHolder>();
+  if (channel === undefined) {
+    process.stderr.write('pre-freeze-mysql-lock is started by pre-freeze-script; it is not run by hand\n');
+    return 2;
+  }
+  const start = await firstMessage(channel);
+  if (start === undefined) return 1;
+  if (start.version !== VERSION) {
+    // The executable was replaced (an upgrade) between freeze starting and this holder starting.
+    const message = `the executable was replaced during the freeze (freeze ${String(start.version)}, holder ${VERSION}); run the freeze again`;
+    await channel.send({ type: 'failed', code: 'INTERNAL', message, timedOut: false });
+    return 1;
+  }
+  // Started in `/`; from now on in its run_dir, so that /proc/PID/cwd tells whose holder this is.
+  try {
+    process.chdir(start.runDir);
+  } catch {
+    // freeze made it; if it is gone, writing the state fails later and is handled there
+  }
+  return new Holder(start, channel).run();
+}
+
+type HolderChannel = Channel<ToHolder, FromHolder>;
+
+/** Freeze's first message, if it is a start and comes in time. What follows it waits for the holder. */
+function firstMessage(channel: HolderChannel): Promise<HolderStart | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(undefined), START_MESSAGE_TIMEOUT_MS);
+    const finish = (message: ToHolder | undefined): void => {
+      clearTimeout(timer);
+      channel.listen(undefined);
+      resolve(message?.type === 'start' ? message : undefined);
+    };
+    channel.listen({ message: finish, closed: () => finish(undefined) });
+  });
+}
+
+class Holder {
+  private readonly identity: ProcessIdentity;
+  /** our connection, from the start */
+  private link: Link | undefined;
+  /** the same connection, once freeze has told us which server it is connected to (with the lock request) */
+  private session: Session | undefined;
+  private state: HolderState;
+  private acknowledged = false;
+  private plan: LockPlan | undefined;
+  private afterRelease: string[] = [];
+  private statementRunning = false;
+  private releasing: Promise<void> | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private thawWatch: ThawWatch | undefined;
+  /** why the watch for the filesystem thaw ended without one (logged after the release) */
+  private thawWatchProblem: string | undefined;
+  private resolveDone: (code: number) => void = () => {};
+  private readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
+
+  constructor(
+    private readonly start: HolderStart,
+    private readonly channel: HolderChannel,
+  ) {
+    this.identity = identify(process.pid) ?? { pid: process.pid, startTime: '', name: path.basename(process.argv0), exe: process.execPath };
+    this.state = {
+      version: 1,
+      phase: 'locking',
+      holder: this.identity,
+      freezePid: start.freezePid,
+      connection: null,
+      startedAt: Date.now(),
+      maxLockTime: start.maxLockTime,
+    };
+  }
+
+  async run(): Promise<number> {
+    this.channel.listen({
+      message: (message) => {
+        if (message.type === 'lock') {
+          void this.lock(message);
+        } else if (message.type === 'ack') {
+          // The channel ends when freeze exits, a moment from now: from here that is no reason to release.
+          this.acknowledged = true;
+          this.watchForThaw();
+        } else if (message.type === 'abort') {
+          void this.stop('aborted', 'freeze aborted');
+        }
+      },
+      // Freeze gone before it acknowledged the lock: it failed, the agent will not call thaw. Release now.
+      closed: () => {
+        if (!this.acknowledged) void this.stop('aborted', 'freeze exited before acknowledging the lock');
+      },
+    });
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+      process.on(signal, () => void this.stop('aborted', `received ${signal}`));
+    }
+    // thaw's request, sent after it proved from our state that this PID is us
+    process.on(RELEASE_SIGNAL, () => void this.stop('requested', 'post-thaw asked'));
+    void this.connect();
+    return this.done;
+  }
+
+  private send(message: FromHolder): Promise<void> {
+    return this.channel.send(message);
+  }
+
+  /**
+   * Connects as soon as we start, while freeze is still looking for a quiet moment, and sends nothing:
+   * the id comes with the server's handshake (its own thread id: the hook connects to the server
+   * directly, never through a proxy, see README), and freeze's session has read the rest.
+   */
+  private async connect(): Promise<void> {
+    try {
+      // Several statements per query: the coordinates in one round trip while writers wait.
+      this.link = await openLink(this.start.client, { multipleStatements: true });
+    } catch (error) {
+      return this.fail(error, false);
+    }
+    if (this.releasing !== undefined) return;
+    this.link.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
+    void this.send({ type: 'connected', connectionId: this.link.connection.threadId });
+  }
+
+  private async lock(request: LockRequest): Promise<void> {
+    const link = this.link;
+    if (link === undefined || this.releasing !== undefined || this.plan !== undefined) return;
+    const { maxLockTime, lockWaitTimeout, client } = this.start;
+    const { plan } = request;
+    const session = describedSession(link, request.server);
+    this.session = session;
+    this.plan = plan;
+    this.afterRelease = request.afterRelease;
+    // Our state from now on: until freeze said lock, it had not proven it may (one freeze at a time, no
+    // lock already held), and an early holder must not touch the state of a lock someone else holds.
+    const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
+    this.state = { ...this.state, connection, lockMode: plan.mode, afterRelease: request.afterRelease, ...(request.thawProbe === null ? {} : { thawProbe: request.thawProbe }) };
+    this.saveState();
+    // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
+    // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
+    const startedAt = Date.now();
+    try {
+      // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time (set
+      // only now: while freeze waits for a quiet moment this connection may idle for long).
+      await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}, lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
+      this.statementRunning = true;
+      for (const statement of plan.lock) {
+        await session.connection.query(boundStatement(statement, plan.boundSeconds - (Date.now() - startedAt) / 1000));
+      }
+    } catch (error) {
+      this.statementRunning = false;
+      if (this.releasing !== undefined) return;
+      return this.fail(error, LOCK_TIMEOUT_ERRNOS.has(Number((error as { errno?: unknown }).errno)));
+    }
+    this.statementRunning = false;
+    if (this.releasing !== undefined) return; // aborted while the statement ran: its socket is closed
+    const lockedAt = Date.now();
+    let coordinates: Coordinates;
+    try {
+      coordinates = plan.coordinatesFrom === 'log_status' ? await readCoordinatesFromLogStatus(session, request.replication) : await readCoordinates(session, request.replication);
+    } catch (error) {
+      for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
+      return this.fail(error, false);
+    }
+    this.state = { ...this.state, phase: 'held', lockedAt, coordinates };
+    this.saveState();
+    this.expiryTimer = setTimeout(() => void this.stop('expired', `max_lock_time (${maxLockTime} s) reached`), maxLockTime * 1000);
+    void this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
+  }
+
+  /**
+   * Once freeze has exited the agent freezes the filesystems, and the snapshot is taken while they are
+   * frozen: a thaw of the data directory's filesystem seen from here ends the hold (src/snapshot/fsthaw.ts).
+   */
+  private watchForThaw(): void {
+    const directory = this.state.thawProbe;
+    if (directory === undefined || this.state.phase !== 'held' || this.releasing !== undefined) return;
+    this.thawWatch = new ThawWatch(directory, {
+      thawed: (freeze) => {
+        this.state = { ...this.state, filesystemFreeze: freeze };
+        void this.stop('filesystem_thaw', `the filesystem of ${directory} thawed after the snapshot`);
+      },
+      gaveUp: (why) => (this.thawWatchProblem = why),
+    }).start();
+  }
+
+  private async fail(error: unknown, timedOut: boolean): Promise<void> {
+    const hookError = serverError(error, 'taking FLUSH TABLES WITH READ LOCK', this.session?.server.account);
+    await this.send({ type: 'failed', code: hookError.code, message: hookError.message, timedOut });
+    await this.stop('aborted', hookError.message);
+  }
+
+  /**
+   * Releases (or abandons the attempt) exactly once: UNLOCK on our own connection and the outcome
+   * recorded in run_dir, before anything else. Resolves once released; the rest (closing, logging,
+   * exiting) follows.
+   */
+  private stop(reason: ReleaseReason, detail: string): Promise<void> {
+    if (this.releasing === undefined) {
+      this.releasing = this.release(reason, detail);
+      void this.releasing.then(() => this.finish(detail));
+    }
+    return this.releasing;
+  }
+
+  private async release(reason: ReleaseReason, detail: string): Promise<void> {
+    clearTimeout(this.expiryTimer);
+    this.thawWatch?.stop();
+    const wasHeld = this.state.phase === 'held';
+    let phase: HolderState['phase'] = reason === 'expired' ? 'expired' : reason === 'lost' ? 'lost' : wasHeld ? 'released' : 'aborted';
+    if (wasHeld && reason !== 'lost') {
+      try {
+        for (const statement of this.plan?.unlock ?? []) await this.session?.connection.query(statement);
+      } catch {
+        phase = 'lost'; // the connection is gone, and with it the lock (the server released it)
+      }
+    } else if (this.statementRunning && this.session !== undefined) {
+      await this.abandonLockStatement(this.session);
+    }
+    // After an abandoned attempt, freeze carries on and restarts what it stopped itself.
+    const afterRelease = wasHeld ? await this.runAfterRelease() : [];
+    this.state = { ...this.state, phase, releasedAt: Date.now(), releaseReason: reason, detail, afterRelease };
+    if (this.plan !== undefined) this.saveState(); // a holder never told to lock has nothing to report
+  }
+
+  /** E.g. restart the replica applier that freeze stopped; what fails is left in the state for thaw. */
+  private async runAfterRelease(): Promise<string[]> {
+    const remaining = [...this.afterRelease];
+    while (remaining.length > 0 && this.session !== undefined && this.state.phase !== 'lost') {
+      try {
+        await this.session.connection.query(remaining[0] ?? '');
+        remaining.shift();
+      } catch {
+        break;
+      }
+    }
+    return remaining;
+  }
+
+  /** A FLUSH still waiting on the server would keep writers waiting: close our socket and KILL the id. */
+  private async abandonLockStatement(session: Session): Promise<void> {
+    session.destroy();
+    const proof = this.state.connection;
+    if (proof === null) return;
+    try {
+      await withSession(this.start.client, { connectTimeoutMs: 2000 }, (killer) => killConnectionIfOurs(killer, proof));
+    } catch {
+      // the server bounds the statement by lock_wait_timeout anyway
+    }
+  }
+
+  /** After the release: from here on we may write to disk. */
+  private async finish(detail: string): Promise<void> {
+    await this.link?.close();
+    const { phase } = this.state;
+    // A holder never told to lock has nothing of its own to tell: whatever stopped it (a refused login,
+    // freeze gone) reaches freeze, which logs it; a line here would only repeat it, and out of order.
+    if (this.plan === undefined) return this.resolveDone(1);
+    const { createLogger } = await import('../log'); // loaded only now: nothing is logged before the release
+    const logger = createLogger(this.start.logFile, 'hold');
+    const { filesystemFreeze } = this.state;
+    const fields = { heldMs: heldMs(this.state), coordinates: this.state.coordinates, reason: this.state.releaseReason, filesystemFreeze };
+    if (this.thawWatchProblem !== undefined) {
+      logger.warn({ event: 'thaw_watch.failed', reason: this.thawWatchProblem }, `stopped watching for the filesystem thaw: ${this.thawWatchProblem}; the lock was left to post-thaw`);
+    }
+    if (phase === 'released') logger.info({ event: 'lock.released', ...fields }, `lock released (${detail})`);
+    else if (phase === 'expired') logger.error({ event: 'lock.expired', ...fields }, `lock released by itself: ${detail}; the snapshot may not be consistent`);
+    else if (phase === 'lost') logger.error({ event: 'lock.lost', ...fields }, `lock lost: ${detail}`);
+    else logger.warn({ event: 'lock.aborted', ...fields }, `lock attempt stopped: ${detail}`);
+    this.resolveDone(phase === 'released' ? 0 : 1);
+  }
+
+  private saveState(): void {
+    try {
+      writeJson(this.start.runDir, STATE_FILE, this.state);
+    } catch {
+      // run_dir vanished under us: thaw finds no state to act on, and the lock ends at max_lock_time
+    }
+  }
+}

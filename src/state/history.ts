@@ -1,0 +1,117 @@
+/**
+ * What happened to the last runs, for `status` and `check`: a small JSON file (the last 100 runs and
+ * running totals), outside run_dir so that it survives a reboot. Written by freeze before the
+ * filesystems freeze and by thaw after they thaw, never by the holder. Recording is best effort: a
+ * history that cannot be written never fails a snapshot.
+ */
+import fs = require('node:fs');
+import path = require('node:path');
+import type { Coordinates } from '../server/coordinates';
+import type { ErrorCode } from '../errors';
+import { ensureRunDir, readJson, writeJson, type ReadResult } from './statedir';
+
+export const HISTORY_LIMIT = 100;
+
+export interface BlockerSummary {
+  thread: number;
+  user: string;
+  seconds: number;
+  statement: string;
+}
+
+export interface RunRecord {
+  operation: 'freeze' | 'thaw' | 'freezeFail';
+  /** epoch ms when the operation ended */
+  at: number;
+  result: 'locked' | 'skipped' | 'failed' | 'released' | 'nothing_held' | 'inconsistent';
+  code?: ErrorCode;
+  message?: string;
+  timeToLockMs?: number;
+  attempts?: number;
+  lockMode?: string;
+  coordinates?: Coordinates;
+  holdMs?: number | null;
+  /** the lock ended at the filesystem thaw, before thaw was called (release_at = filesystem_thaw) */
+  releasedAtFilesystemThaw?: boolean;
+  expired?: boolean;
+  blockers?: BlockerSummary[];
+}
+
+export interface History {
+  version: 1;
+  totals: { freezes: number; locked: number; attempts: number; failures: number; expired: number; inconsistent: number };
+  runs: RunRecord[];
+}
+
+export function emptyHistory(): History {
+  return { version: 1, totals: { freezes: 0, locked: 0, attempts: 0, failures: 0, expired: 0, inconsistent: 0 }, runs: [] };
+}
+
+function isHistory(value: unknown): value is History {
+  const history = value as Partial<History> | null;
+  return typeof history === 'object' && history !== null && history.version === 1 && Array.isArray(history.runs) && typeof history.totals === 'object';
+}
+
+export function readHistory(file: string): ReadResult<History> {
+  return readJson(path.dirname(file), path.basename(file), isHistory);
+}
+
+/** Adds one run to a history (pure): totals updated, the oldest runs dropped past the limit. */
+export function addRun(history: History, run: RunRecord): History {
+  const totals = { ...history.totals };
+  if (run.operation === 'freeze' && run.result !== 'skipped') {
+    totals.freezes += 1;
+    totals.attempts += run.attempts ?? 0;
+    if (run.result === 'locked') totals.locked += 1;
+  }
+  if (run.result === 'failed') totals.failures += 1;
+  if (run.result === 'inconsistent') totals.inconsistent += 1;
+  if (run.expired) totals.expired += 1;
+  return { version: 1, totals, runs: [...history.runs, run].slice(-HISTORY_LIMIT) };
+}
+
+/**
+ * The history read before it is needed (freeze reads it while the holder starts, so that only the write
+ * remains once writers wait on the lock), with what identifies that version of the file: inode, change
+ * time and size. Every write of ours is a new file renamed into place, so a history written since differs.
+ */
+export interface ReadAhead {
+  read: ReadResult<History>;
+  version: string | undefined;
+}
+
+export function readAhead(file: string): ReadAhead {
+  const version = versionOf(file);
+  return { read: readHistory(file), version };
+}
+
+function versionOf(file: string): string | undefined {
+  try {
+    const stat = fs.lstatSync(file, { bigint: true });
+    return `${stat.ino}:${stat.ctimeNs}:${stat.size}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads (or takes `ahead`, if the file is unchanged), adds, writes atomically. Returns the new history, or the error message if it could not. */
+export function recordRun(file: string, run: RunRecord, ahead?: ReadAhead): { history: History } | { error: string } {
+  try {
+    const directory = path.dirname(file);
+    ensureRunDir(directory);
+    const read = ahead !== undefined && ahead.version !== undefined && ahead.version === versionOf(file) ? ahead.read : readHistory(file);
+    const history = addRun(read.kind === 'ok' ? read.value : emptyHistory(), run);
+    writeJson(directory, path.basename(file), history);
+    return { history };
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+}
+
+export function lastRun(history: History, predicate: (run: RunRecord) => boolean): RunRecord | undefined {
+  for (let index = history.runs.length - 1; index >= 0; index -= 1) {
+    const run = history.runs[index];
+    if (run !== undefined && predicate(run)) return run;
+  }
+  return undefined;
+}
