@@ -1,7 +1,8 @@
 /**
  * `vmware-mysql-snapshot check`: a Nagios/Icinga plugin. One line and performance data; exit 0 OK,
  * 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the monitoring-plugins conventions).
- *   CRITICAL: a lock held past max_lock_time, or the last freeze or thaw failed.
+ *   CRITICAL: a lock held past max_lock_time, the last freeze or thaw failed, or the last thaw ended a
+ *             snapshot the lock did not cover (after a failed freeze, too: src/snapshot/thaw.ts).
  *   WARNING:  no successful freeze within --max-age.
  *   UNKNOWN:  the state or the history cannot be read.
  */
@@ -38,7 +39,9 @@ export function evaluate(report: StatusReport, history: History | null, options:
   if (report.phase === 'unknown') return { state: 'CRITICAL', message: 'a holder died while holding the lock: run thaw to clear it', perfdata };
   const lastFreeze = history === null ? undefined : lastRun(history, (run) => run.operation === 'freeze' && run.result !== 'skipped');
   const lastThaw = history === null ? undefined : lastRun(history, (run) => run.operation === 'thaw');
-  for (const run of [lastFreeze, lastThaw]) {
+  // The later one first: a thaw after a failed freeze says what that failure cost (a snapshot without the lock).
+  const latestFirst = [lastFreeze, lastThaw].sort((first, second) => (second?.at ?? 0) - (first?.at ?? 0));
+  for (const run of latestFirst) {
     if (run !== undefined && (run.result === 'failed' || run.result === 'inconsistent')) {
       return { state: 'CRITICAL', message: `the last ${run.operation} ${run.result === 'failed' ? 'failed' : 'reported an inconsistent snapshot'} at ${iso(run.at)}: ${run.message ?? run.code ?? ''}`.trim(), perfdata };
     }

@@ -31,9 +31,19 @@ export async function runOperation(operation: Operation, options: RunOptions = {
     settings = loadSettings(configFilePath(options.configPath, environment), { needCredentials: operation === 'freeze' });
   } catch (error) {
     await options.holder?.stop();
-    // Without a valid configuration we do not know its log_file: record the failure in the default one.
+    const hookError = asHookError(error);
+    // A freeze refused for what only freeze needs (the credentials) is recorded where thaw will look for
+    // it: the thaw that follows ends a snapshot the lock did not cover (src/snapshot/thaw.ts).
+    const readable = operation === 'freeze' ? settingsWithoutCredentials(configFilePath(options.configPath, environment)) : undefined;
     const { createLogger } = await import('../log');
-    return report(createLogger(DEFAULTS.logFile, operation), operation, asHookError(error), error);
+    if (readable === undefined) {
+      // Without a valid configuration we do not know its log_file: record the failure in the default one.
+      return report(createLogger(DEFAULTS.logFile, operation), operation, hookError, error);
+    }
+    const logger = createLogger(readable.logFile, operation);
+    const code = report(logger, operation, hookError, error);
+    await recordOutcome(readable, logger, { operation, at: Date.now(), result: 'failed', code: hookError.code, message: hookError.message, attempts: 0 });
+    return code;
   }
   // Thaw: writers are waiting behind the lock; ask for the release before loading the logger or anything else.
   const early = operation === 'freeze' ? 'none' : await (await import('./thaw')).releaseEarly(settings);
@@ -142,6 +152,14 @@ async function runThaw(settings: Settings, logger: Logger, operation: 'thaw' | '
   }
   say(1, result.outcome === 'released' ? `${releasedText(result.state, result.heldMs)}\n` : 'nothing was held\n');
   return EXIT.ok;
+}
+
+function settingsWithoutCredentials(file: string): Settings | undefined {
+  try {
+    return loadSettings(file, { needCredentials: false });
+  } catch {
+    return undefined;
+  }
 }
 
 function asHookError(error: unknown): HookError {

@@ -12,6 +12,7 @@ import { HookError } from '../errors';
 import type { Logger } from '../log';
 import { isSameProcess, signalIfSame, stopProcess, waitForExit } from '../state/processes';
 import { heldMs, isOurHolderState, RELEASE_SIGNAL, type HolderState, type LastRun } from './holderstate';
+import { readHistory, unansweredFailedFreeze } from '../state/history';
 import { checkRunDir, LAST_FILE, readJson, removeFile, runDirExists, STATE_FILE, writeJson } from '../state/statedir';
 
 /** How long a holder asked to release may take to release, record it and exit before it is stopped. */
@@ -49,6 +50,12 @@ export async function releaseEarly(settings: Settings): Promise<EarlyRelease> {
 }
 
 export async function thaw(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>, early: EarlyRelease = 'none'): Promise<ThawResult> {
+  const result = await releaseAndJudge(settings, logger, operation, early);
+  if (operation !== 'thaw' || result.outcome === 'inconsistent') return result;
+  return afterFailedFreeze(settings, logger, result) ?? result;
+}
+
+async function releaseAndJudge(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>, early: EarlyRelease): Promise<ThawResult> {
   if (!runDirExists(settings.runDir)) return nothingHeld(logger, operation, 'no run directory');
   checkRunDir(settings.runDir);
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
@@ -66,6 +73,23 @@ export async function thaw(settings: Settings, logger: Logger, operation: Exclud
   writeJson(settings.runDir, LAST_FILE, last);
   removeFile(settings.runDir, STATE_FILE);
   return result;
+}
+
+/**
+ * A thaw that answers a failed freeze (no thaw or freezeFail since; src/state/history.ts) ends a snapshot
+ * the lock did not cover, unless the lock of an earlier freeze was still held when that freeze failed.
+ */
+function afterFailedFreeze(settings: Settings, logger: Logger, result: ThawResult): ThawResult | undefined {
+  const read = readHistory(settings.historyFile);
+  if (read.kind !== 'ok') return undefined;
+  const failed = unansweredFailedFreeze(read.value);
+  if (failed === undefined) return undefined;
+  const state = result.state;
+  if (state?.lockedAt !== undefined && state.lockedAt <= failed.at && (state.releasedAt ?? Infinity) >= failed.at) return undefined;
+  const why = failed.code === undefined ? (failed.message ?? 'no reason recorded') : `${failed.code}: ${failed.message ?? ''}`;
+  const problem = `freeze failed at ${new Date(failed.at).toISOString()} (${why}) and no freezeFail followed: the guest agent went on, and the snapshot that this thaw ends was taken without the lock`;
+  logger.error({ event: 'thaw.inconsistent', operation: 'thaw', failedFreezeAt: failed.at, failedFreezeCode: failed.code, heldMs: result.heldMs }, `thaw: ${problem}; the snapshot may not be consistent`);
+  return { ...result, outcome: 'inconsistent', problem };
 }
 
 function nothingHeld(logger: Logger, operation: string, why: string): ThawResult {

@@ -108,6 +108,17 @@ export function recordRun(file: string, run: RunRecord, ahead?: ReadAhead): { hi
   }
 }
 
+/**
+ * The failed freeze that the next thaw answers, if any: the last freeze (one that tried to lock), thaw or
+ * freezeFail recorded is a freeze that failed. The agent froze the filesystems and took the snapshot
+ * anyway when its dispatcher only logs a failed hook (QEMU's stock fsfreeze-hook), so that thaw ends a
+ * snapshot the lock did not cover. A thaw after a thaw, or after a freezeFail, answers none.
+ */
+export function unansweredFailedFreeze(history: History): RunRecord | undefined {
+  const last = lastRun(history, (run) => run.operation !== 'freeze' || run.result !== 'skipped');
+  return last?.operation === 'freeze' && last.result === 'failed' ? last : undefined;
+}
+
 export function lastRun(history: History, predicate: (run: RunRecord) => boolean): RunRecord | undefined {
   for (let index = history.runs.length - 1; index >= 0; index -= 1) {
     const run = history.runs[index];

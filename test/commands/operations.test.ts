@@ -5,7 +5,7 @@ import fs = require('node:fs');
 import os = require('node:os');
 import path = require('node:path');
 import { evaluate, formatCheck, parseAge } from '../../src/commands/check';
-import { addRun, emptyHistory, HISTORY_LIMIT, readAhead, readHistory, recordRun, type History, type RunRecord } from '../../src/state/history';
+import { addRun, emptyHistory, HISTORY_LIMIT, readAhead, readHistory, recordRun, unansweredFailedFreeze, type History, type RunRecord } from '../../src/state/history';
 import { formatMetrics } from '../../src/snapshot/outcome';
 import type { StatusReport } from '../../src/commands/status';
 
@@ -132,4 +132,17 @@ test('status: while a freeze runs, its phase wins over the state an abandoned at
   const report = readStatus(settings);
   assert.equal(report.phase, 'waiting');
   assert.equal(report.freeze?.attempts, 1);
+});
+
+test('unansweredFailedFreeze: a failed freeze is answered by a thaw or a freezeFail, not by a skipped freeze; check names the later of freeze and thaw', () => {
+  const failedFreeze: RunRecord = { operation: 'freeze', at: 10, result: 'failed', code: 'ACCESS', message: 'refused' };
+  assert.equal(unansweredFailedFreeze(history(locked(1), released(2), failedFreeze)), failedFreeze);
+  assert.equal(unansweredFailedFreeze(history(failedFreeze, { operation: 'freeze', at: 11, result: 'skipped' })), failedFreeze);
+  assert.equal(unansweredFailedFreeze(history(failedFreeze, { operation: 'thaw', at: 12, result: 'inconsistent' })), undefined);
+  assert.equal(unansweredFailedFreeze(history(failedFreeze, { operation: 'freezeFail', at: 12, result: 'failed' })), undefined);
+  assert.equal(unansweredFailedFreeze(history(failedFreeze, locked(12))), undefined, 'a later freeze that locked');
+  assert.equal(unansweredFailedFreeze(history()), undefined);
+  const result = evaluate(idle(), history(locked(NOW - HOUR), { ...failedFreeze, at: NOW - 2000 }, { operation: 'thaw', at: NOW, result: 'inconsistent', message: 'freeze failed at X' }), options);
+  assert.equal(result.state, 'CRITICAL');
+  assert.match(result.message, /^the last thaw reported an inconsistent snapshot at .*: freeze failed at X$/);
 });

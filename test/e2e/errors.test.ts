@@ -199,9 +199,14 @@ test('a configuration without a user: exit 2, says how to set the credentials', 
   assert.equal(result.code, 2, result.stderr);
   assert.ok(result.stderr.includes(setup.configFile), result.stderr);
   assert.match(result.stderr, /\[client\] has no user: set user \(and password\), or defaults_file = /);
-  const failed = lineOf(defaultLogLinesAbout(setup.configFile, result.stderr), 'freeze.failed');
+  // The rest of the configuration is readable: the failure goes to its log_file and history, where the
+  // thaw that follows looks for it.
+  const failed = lineOf(readLog(setup), 'freeze.failed');
   assert.equal(failed['code'], 'CONFIG');
   assert.equal(fs.existsSync(setup.runDir), false, 'no run directory was created');
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(thawed.code, 3, 'the thaw after it ends a snapshot the lock did not cover');
+  assert.match(thawed.stderr, /freeze failed at .*\(CONFIG: .*has no user/);
   await assertNothingLeft();
 });
 
@@ -223,6 +228,50 @@ test('a wrong password: exit 1, the server refused the login, the password is ne
   assert.ok(!result.stdout.includes(password), 'the password is not on stdout');
   assert.ok(!fs.readFileSync(setup.logFile, 'utf8').includes(password), 'the password is not in the log');
   assert.ok(!fs.readFileSync(setup.logFile, 'utf8').includes(TEST_USER.password), 'no password at all is in the log');
+  await assertNothingLeft();
+});
+
+test('a thaw after a failed freeze (no freezeFail between): exit 3, says when freeze failed and why, in the history, notify_command and check; a thaw after that thaw, or after a freezeFail, exits 0', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const setup = setupWith({ client: { password: quoteOptionValue(uniquePassword()) } });
+  const notified = path.join(setup.dir, 'notified.env');
+  fs.appendFileSync(setup.configFile, `notify_command = env | grep ^VMS_ | sort >> ${notified}\n`);
+  const historyFile = path.join(setup.dir, 'history.json');
+
+  const failed = await runHook(setup, 'pre-freeze-script', ['freeze']);
+  assert.equal(failed.code, 1, failed.stderr);
+  const failedAt = (JSON.parse(fs.readFileSync(historyFile, 'utf8')) as { runs: Array<{ at: number }> }).runs.at(-1)?.at ?? 0;
+  fs.rmSync(notified, { force: true });
+
+  // QEMU's stock dispatcher only logs the failed freeze: qemu-ga freezes, the host snapshots, and thaws.
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(thawed.code, 3, thawed.stderr);
+  const when = new Date(failedAt).toISOString();
+  assert.ok(thawed.stderr.includes(`freeze failed at ${when} (ACCESS: the server refused the login`), thawed.stderr);
+  assert.match(thawed.stderr, /taken without the lock/);
+  const inconsistent = lineOf(readLog(setup), 'thaw.inconsistent');
+  assert.equal(inconsistent['failedFreezeAt'], failedAt);
+  assert.equal(inconsistent['failedFreezeCode'], 'ACCESS');
+  const history = JSON.parse(fs.readFileSync(historyFile, 'utf8')) as { runs: Array<{ operation: string; result: string; message?: string }>; totals: { inconsistent: number } };
+  assert.deepEqual(history.runs.map((run) => `${run.operation} ${run.result}`), ['freeze failed', 'thaw inconsistent']);
+  assert.match(history.runs.at(-1)?.message ?? '', /^freeze failed at /);
+  assert.equal(history.totals.inconsistent, 1);
+  const environment = fs.readFileSync(notified, 'utf8');
+  assert.match(environment, /^VMS_OPERATION=thaw$/m);
+  assert.match(environment, /^VMS_RESULT=inconsistent$/m);
+  assert.match(environment, /^VMS_MESSAGE=freeze failed at .*ACCESS/m);
+  const check = await runHook(setup, 'vmware-mysql-snapshot', ['check']);
+  assert.equal(check.code, 2, check.stdout);
+  assert.match(check.stdout, /^VMWARE_MYSQL_SNAPSHOT CRITICAL - the last thaw reported an inconsistent snapshot at .*: freeze failed at /);
+
+  const again = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(again.code, 0, 'a thaw after a thaw answers nothing');
+  assert.equal(again.stdout, 'nothing was held\n');
+
+  // VMware Tools answers a failed freeze with freezeFail: the thaw after that is not about it.
+  assert.equal((await runHook(setup, 'pre-freeze-script', ['freeze'])).code, 1);
+  assert.equal((await runHook(setup, 'post-thaw-script', ['freezeFail'])).code, 0);
+  const afterFreezeFail = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(afterFreezeFail.code, 0, afterFreezeFail.stderr);
   await assertNothingLeft();
 });
 
