@@ -206,7 +206,7 @@ test('a configuration without a user: exit 2, says how to set the credentials', 
   assert.equal(fs.existsSync(setup.runDir), false, 'no run directory was created');
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 3, 'the thaw after it ends a snapshot the lock did not cover');
-  assert.match(thawed.stderr, /freeze failed at .*\(CONFIG: .*has no user/);
+  assert.match(thawed.stderr, /freeze failed at .*\(CONFIG: .*has no user/s);
   await assertNothingLeft();
 });
 
