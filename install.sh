@@ -12,14 +12,19 @@ readonly BACKUP_SUFFIX=.before-vmware-mysql-snapshot
 
 readonly LEGACY_HOOKS=(/usr/sbin/pre-freeze-script /usr/sbin/post-thaw-script /usr/sbin/pre-freeze-mysql-lock)
 readonly BACKUP_SCRIPTS_D_HOOK=/etc/vmware-tools/backupScripts.d/50-mysql
-readonly QEMU_HOOK=/etc/qemu/fsfreeze-hook.d/mysql
-readonly ALL_HOOKS=("${LEGACY_HOOKS[@]}" "$BACKUP_SCRIPTS_D_HOOK" "$QEMU_HOOK")
+# QEMU: Debian and Ubuntu keep qemu-ga's files in /etc/qemu, RHEL and its kin in /etc/qemu-ga.
+readonly QEMU_DIRS=(/etc/qemu /etc/qemu-ga)
+readonly QEMU_HOOKS=(/etc/qemu/fsfreeze-hook.d/mysql /etc/qemu-ga/fsfreeze-hook.d/mysql)
+readonly QEMU_DISPATCHERS=(/etc/qemu/vmware-mysql-snapshot-fsfreeze-hook /etc/qemu-ga/vmware-mysql-snapshot-fsfreeze-hook)
+readonly ALL_HOOKS=("${LEGACY_HOOKS[@]}" "$BACKUP_SCRIPTS_D_HOOK" "${QEMU_HOOKS[@]}")
 readonly CONFIG=/etc/vmware-mysql-snapshot.cnf
 readonly LOGROTATE=/etc/logrotate.d/vmware-mysql-snapshot
 readonly TMPFILES=/usr/lib/tmpfiles.d/vmware-mysql-snapshot.conf
 readonly RUN_DIR=/run/vmware-mysql-snapshot
 readonly LOG_FILE=/var/log/vmware-mysql-snapshot.log
 readonly MANIFEST=/var/lib/vmware-mysql-snapshot/install-manifest
+readonly QEMU_GA_CONF=/etc/qemu/qemu-ga.conf
+readonly QEMU_SYSCONFIG=/etc/sysconfig/qemu-ga
 readonly HOLDER_NAME=pre-freeze-mysql-lock
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
@@ -54,7 +59,13 @@ Options:
   --prefix DIR         put the executable in DIR/sbin (default: \$PREFIX, else /usr/local)
   --binary FILE        install FILE instead of dist/$NAME beside this script
   --backup-scripts-d   link $BACKUP_SCRIPTS_D_HOOK instead of the legacy names
-  --qemu               link $QEMU_HOOK instead of the legacy names
+  --qemu               for the QEMU guest agent (Proxmox, libvirt, OpenStack), instead of the
+                       legacy names: link ${QEMU_HOOKS[0]}, install
+                       ${QEMU_DISPATCHERS[0]} (QEMU's dispatcher, but a failed
+                       freeze fails qemu-ga's freeze) and set it as qemu-ga's fsfreeze-hook in
+                       $QEMU_GA_CONF [general]; on RHEL-like systems the same in
+                       /etc/qemu-ga/ and FSFREEZE_HOOK_PATHNAME in $QEMU_SYSCONFIG.
+                       A setting the admin made is never changed: it says what to change.
                        (--backup-scripts-d and --qemu may be combined)
   --force              a hook file that this script did not install is moved aside to
                        FILE$BACKUP_SUFFIX instead of stopping the install
@@ -76,8 +87,10 @@ Notes:
   - Choose ONE VMware layout: VMware Tools runs the legacy scripts AND every backupScripts.d entry, so
     both would freeze twice and fail the snapshot. Running this script with another layout removes the
     links of the previous one. On EL8 with SELinux, --backup-scripts-d is the safer choice.
-  - --qemu: qemu-ga runs /etc/qemu/fsfreeze-hook (which runs fsfreeze-hook.d/*) only when started with
-    --fsfreeze-hook (-F). Distributions that use /etc/qemu-ga/fsfreeze-hook.d need a link there instead.
+  - --qemu: Debian's and Ubuntu's qemu-ga runs no fsfreeze hook at all until qemu-ga.conf names one,
+    and QEMU's stock dispatcher only logs a freeze that failed (the host then snapshots without the
+    lock). qemu-ga reads its settings when it starts: restart it (systemctl restart qemu-guest-agent).
+    --uninstall takes out exactly the lines it added and puts back a value it replaced.
   - An existing hook that is not a symlink to our executable is never replaced without --force: the
     install then stops before changing anything and shows the file.
   - Running it again changes nothing; it prints one line for each file: installed, kept, replaced,
@@ -252,6 +265,172 @@ owner_is_right() {
 set_owner() {
   if [ "$can_chown" = 1 ]; then
     chown -h root:root -- "$1"
+  fi
+}
+
+# -------------------------------------------------------------------------- QEMU guest agent (--qemu)
+#
+# qemu-ga runs one fsfreeze hook, named by -F or by fsfreeze-hook= in qemu-ga.conf ([general]); Debian's
+# and Ubuntu's service passes neither, so no hook runs at all. RHEL's passes -F$FSFREEZE_HOOK_PATHNAME
+# from /etc/sysconfig/qemu-ga. We point that setting at our dispatcher (qemu/fsfreeze-hook), unless the
+# admin set it to something else. Every line added or replaced follows a line starting with QEMU_MARK, so
+# that --uninstall takes out exactly those and puts back what was replaced, whatever else changed since.
+
+readonly QEMU_MARK='# vmware-mysql-snapshot install.sh --qemu'
+readonly QEMU_STOCK_RHEL_HOOK=/etc/qemu-ga/fsfreeze-hook
+readonly QEMU_UNITS=(/lib/systemd/system/qemu-guest-agent.service /usr/lib/systemd/system/qemu-guest-agent.service /etc/systemd/system/qemu-guest-agent.service)
+
+# 1 once qemu-ga's settings were changed by this run (it must be restarted to read them)
+qemu_changed=0
+
+# /etc/qemu-ga on RHEL-like systems, /etc/qemu elsewhere.
+qemu_dir() {
+  if present "$QEMU_SYSCONFIG" || { is_real_dir "$(on_disk /etc/qemu-ga)" && ! is_real_dir "$(on_disk /etc/qemu)"; }; then
+    printf '%s' /etc/qemu-ga
+  else
+    printf '%s' /etc/qemu
+  fi
+}
+
+# The last value of key $3 in group $2 of the GKeyFile $1 (qemu-ga.conf); fails if it has none.
+keyfile_value() {
+  awk -v group="$2" -v key="$3" '
+    /^[[:space:]]*\[/ { current = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", current); next }
+    current == group && !/^[[:space:]]*#/ && index($0, "=") > 0 {
+      name = substr($0, 1, index($0, "=") - 1); gsub(/^[[:space:]]+|[[:space:]]+$/, "", name)
+      if (name == key) { value = substr($0, index($0, "=") + 1); gsub(/^[[:space:]]+|[[:space:]]+$/, "", value); found = 1 }
+    }
+    END { if (!found) exit 1; print value }' "$1"
+}
+
+# The last value of the shell variable $2 in the environment file $1 (/etc/sysconfig/qemu-ga), unquoted.
+envfile_value() {
+  awk -v name="$2" '
+    index($0, name "=") == 1 { value = substr($0, length(name) + 2); gsub(/^["'"'"']|["'"'"'][[:space:]]*$/, "", value); found = 1 }
+    END { if (!found) exit 1; print value }' "$1"
+}
+
+# Replaces the file $1 (on disk) with the output of the command that follows, given the file on its
+# input; mode and owner are kept, and the new version is renamed into place.
+rewrite_file() {
+  local file=$1 temp
+  shift
+  temp=$(mktemp -- "$file.XXXXXX")
+  temps+=("$temp")
+  "$@" <"$file" >"$temp"
+  chmod --reference="$file" -- "$temp"
+  if [ "$can_chown" = 1 ]; then
+    chown --reference="$file" -- "$temp"
+  fi
+  mv -fT -- "$temp" "$file"
+}
+
+# Debian, Ubuntu: fsfreeze-hook=$1 in [general] of qemu-ga.conf.
+configure_qemu_conf() {
+  local dispatcher=$1 file value
+  file=$(on_disk "$QEMU_GA_CONF")
+  if ! present "$QEMU_GA_CONF"; then
+    ensure_dir "$(dirname -- "$QEMU_GA_CONF")"
+    printf '%s: file created (--uninstall removes it)\n%s: added\n[general]\n%s: added\nfsfreeze-hook=%s\n' \
+      "$QEMU_MARK" "$QEMU_MARK" "$QEMU_MARK" "$dispatcher" >"$file"
+    chmod 644 -- "$file"
+    set_owner "$file"
+    qemu_changed=1
+    say configured "$file (created: [general] fsfreeze-hook=$dispatcher)"
+  elif value=$(keyfile_value "$file" general fsfreeze-hook); then
+    if [ "$value" = "$dispatcher" ]; then
+      say kept "$file (fsfreeze-hook=$dispatcher)"
+    else
+      warn "$file already sets fsfreeze-hook=$value in [general]: not changed. A freeze of ours that fails stops the snapshot only through $dispatcher: set fsfreeze-hook=$dispatcher there (it runs the other fsfreeze-hook.d scripts as QEMU's does), then restart qemu-ga"
+    fi
+  elif grep -Eq '^[[:space:]]*\[general\][[:space:]]*$' "$file"; then
+    # shellcheck disable=SC2016 # awk's own variables
+    rewrite_file "$file" awk -v mark="$QEMU_MARK" -v line="fsfreeze-hook=$dispatcher" '
+      { print }
+      !done && /^[[:space:]]*\[general\][[:space:]]*$/ { print mark ": added"; print line; done = 1 }'
+    qemu_changed=1
+    say configured "$file ([general] fsfreeze-hook=$dispatcher added)"
+  else
+    # shellcheck disable=SC2016 # awk's own variables
+    rewrite_file "$file" awk -v mark="$QEMU_MARK" -v line="fsfreeze-hook=$dispatcher" '
+      { print }
+      END { print mark ": added"; print "[general]"; print mark ": added"; print line }'
+    qemu_changed=1
+    say configured "$file ([general] fsfreeze-hook=$dispatcher added)"
+  fi
+  local unit
+  for unit in "${QEMU_UNITS[@]}"; do
+    [ -f "$(on_disk "$unit")" ] || continue
+    if grep -Eq '^[[:space:]]*ExecStart=.*[[:space:]](-F|--fsfreeze-hook)' "$(on_disk "$unit")"; then
+      warn "$(on_disk "$unit") starts qemu-ga with its own -F, which wins over $QEMU_GA_CONF: make it -F$dispatcher"
+    fi
+  done
+}
+
+# RHEL and its kin: FSFREEZE_HOOK_PATHNAME=$1 in /etc/sysconfig/qemu-ga (the unit passes it as -F).
+configure_qemu_sysconfig() {
+  local dispatcher=$1 file value
+  file=$(on_disk "$QEMU_SYSCONFIG")
+  if ! value=$(envfile_value "$file" FSFREEZE_HOOK_PATHNAME); then
+    # shellcheck disable=SC2016 # awk's own variables
+    rewrite_file "$file" awk -v mark="$QEMU_MARK" -v line="FSFREEZE_HOOK_PATHNAME=$dispatcher" '
+      { print }
+      END { print mark ": added"; print line }'
+    qemu_changed=1
+    say configured "$file (FSFREEZE_HOOK_PATHNAME=$dispatcher added)"
+    warn "check that qemu-guest-agent.service passes -F\${FSFREEZE_HOOK_PATHNAME}: $QEMU_SYSCONFIG had no FSFREEZE_HOOK_PATHNAME"
+  elif [ "$value" = "$dispatcher" ]; then
+    say kept "$file (FSFREEZE_HOOK_PATHNAME=$dispatcher)"
+  elif [ "$value" = "$QEMU_STOCK_RHEL_HOOK" ]; then
+    # The package's own value: the stock dispatcher, which runs the same scripts but only logs a failed freeze.
+    # shellcheck disable=SC2016 # awk's own variables
+    rewrite_file "$file" awk -v mark="$QEMU_MARK" -v line="FSFREEZE_HOOK_PATHNAME=$dispatcher" '
+      index($0, "FSFREEZE_HOOK_PATHNAME=") == 1 { print mark ": replaced: " $0; print line; next }
+      { print }'
+    qemu_changed=1
+    say configured "$file (FSFREEZE_HOOK_PATHNAME=$dispatcher instead of the package's $QEMU_STOCK_RHEL_HOOK; --uninstall puts it back)"
+  else
+    warn "$file sets FSFREEZE_HOOK_PATHNAME=$value: not changed. A freeze of ours that fails stops the snapshot only through $dispatcher: set FSFREEZE_HOOK_PATHNAME=$dispatcher there (it runs the other fsfreeze-hook.d scripts as QEMU's does), then restart qemu-ga"
+  fi
+}
+
+configure_qemu() {
+  local dir=$1
+  if [ "$dir" = /etc/qemu-ga ] && present "$QEMU_SYSCONFIG"; then
+    configure_qemu_sysconfig "$dir/vmware-mysql-snapshot-fsfreeze-hook"
+  else
+    configure_qemu_conf "$dir/vmware-mysql-snapshot-fsfreeze-hook"
+  fi
+  if [ "$qemu_changed" = 1 ]; then
+    note "qemu-ga reads its settings only when it starts: restart it now (systemctl restart qemu-guest-agent), then check with: $NAME doctor"
+  fi
+}
+
+# Takes out what configure_qemu added to qemu-ga's settings and puts back what it replaced (a line the
+# admin changed since is left as it is); removes a file it created if nothing else is in it now.
+unconfigure_qemu() {
+  local target file changed=0
+  for target in "$QEMU_GA_CONF" "$QEMU_SYSCONFIG"; do
+    file=$(on_disk "$target")
+    [ -f "$file" ] && [ ! -L "$file" ] && grep -qF -- "$QEMU_MARK" "$file" || continue
+    # shellcheck disable=SC2016 # awk's own variables
+    rewrite_file "$file" awk -v mark="$QEMU_MARK" '
+      pending == "added" { pending = ""; if ($0 ~ /vmware-mysql-snapshot/ || $0 ~ /^\[general\]$/) next }
+      pending == "replaced" { pending = ""; if ($0 ~ /vmware-mysql-snapshot/) { print original; next } }
+      index($0, mark ": file created") == 1 { next }
+      index($0, mark ": added") == 1 { pending = "added"; next }
+      index($0, mark ": replaced: ") == 1 { pending = "replaced"; original = substr($0, length(mark ": replaced: ") + 1); next }
+      { print }'
+    changed=1
+    if [ "$target" = "$QEMU_GA_CONF" ] && ! grep -q '[^[:space:]]' "$file"; then
+      rm -f -- "$file"
+      say removed "$file (install.sh --qemu had made it)"
+    else
+      say restored "$file (what install.sh --qemu added is out, what it replaced is back)"
+    fi
+  done
+  if [ "$changed" = 1 ]; then
+    note "restart qemu-ga so that it reads its settings again (systemctl restart qemu-guest-agent)"
   fi
 }
 
@@ -500,12 +679,15 @@ save_partial_manifest() {
 run_install() {
   local hooks=() hook entry
   [ "$want_backup_scripts_d" = 1 ] && hooks+=("$BACKUP_SCRIPTS_D_HOOK")
-  [ "$want_qemu" = 1 ] && hooks+=("$QEMU_HOOK")
+  local qemu
+  qemu=$(qemu_dir)
+  [ "$want_qemu" = 1 ] && hooks+=("$qemu/fsfreeze-hook.d/mysql")
   [ "${#hooks[@]}" -gt 0 ] || hooks=("${LEGACY_HOOKS[@]}")
 
   check_binary
   [ -f "$SCRIPT_DIR/config/$NAME.cnf" ] || die "$SCRIPT_DIR/config/$NAME.cnf is missing"
   [ -f "$SCRIPT_DIR/logrotate/$NAME" ] || die "$SCRIPT_DIR/logrotate/$NAME is missing"
+  [ "$want_qemu" = 0 ] || [ -f "$SCRIPT_DIR/qemu/fsfreeze-hook" ] || die "$SCRIPT_DIR/qemu/fsfreeze-hook is missing"
   read_manifest
   if ! preflight "${hooks[@]}"; then
     printf '%s: nothing was changed. Run it again with --force to move such files aside to FILE%s\n' \
@@ -524,6 +706,9 @@ run_install() {
   for hook in "${hooks[@]}"; do
     put_link "$hook"
   done
+  if [ "$want_qemu" = 1 ]; then
+    put_file "$SCRIPT_DIR/qemu/fsfreeze-hook" "$qemu/vmware-mysql-snapshot-fsfreeze-hook" 700
+  fi
   put_config
   put_file "$SCRIPT_DIR/logrotate/$NAME" "$LOGROTATE" 644
   put_text "$TMPFILES" 644 <<EOF
@@ -545,15 +730,17 @@ EOF
   done
 
   write_manifest
+  if [ "$want_qemu" = 1 ]; then
+    configure_qemu "$qemu"
+  else
+    unconfigure_qemu
+  fi
   trap cleanup EXIT
   create_run_dir
   relabel_for_selinux
 
   if ! have_program vmtoolsd && ! have_program qemu-ga; then
     warn "neither open-vm-tools (vmtoolsd) nor qemu-guest-agent (qemu-ga) is installed on this machine: nothing calls the hook until one is"
-  fi
-  if [ "$want_qemu" = 1 ]; then
-    note "qemu-ga runs $QEMU_HOOK only when started with --fsfreeze-hook (-F)"
   fi
   local config
   config=$(on_disk "$CONFIG")
@@ -626,12 +813,13 @@ run_uninstall() {
     entries=("${old_manifest[@]}")
   else
     note "no manifest ($(on_disk "$MANIFEST")): removing our links and files at the default places"
-    entries=("$EXE" "${ALL_HOOKS[@]}" "$LOGROTATE" "$TMPFILES")
+    entries=("$EXE" "${ALL_HOOKS[@]}" "${QEMU_DISPATCHERS[@]}" "$LOGROTATE" "$TMPFILES")
   fi
   if [ "$purge" = 1 ]; then
     in_list "$CONFIG" "${entries[@]}" || entries+=("$CONFIG")
   fi
 
+  unconfigure_qemu
   # Directories last, once the files in them (the manifest too) are gone.
   for ((index = ${#entries[@]} - 1; index >= 0; index--)); do
     if ! is_real_dir "$(on_disk "${entries[index]}")"; then
