@@ -409,10 +409,12 @@ configure_qemu() {
 # Takes out what configure_qemu added to qemu-ga's settings and puts back what it replaced (a line the
 # admin changed since is left as it is); removes a file it created if nothing else is in it now.
 unconfigure_qemu() {
-  local target file changed=0
+  local target file changed=0 created
   for target in "$QEMU_GA_CONF" "$QEMU_SYSCONFIG"; do
     file=$(on_disk "$target")
     [ -f "$file" ] && [ ! -L "$file" ] && grep -qF -- "$QEMU_MARK" "$file" || continue
+    created=0
+    grep -qF -- "$QEMU_MARK: file created" "$file" && created=1
     # shellcheck disable=SC2016 # awk's own variables
     rewrite_file "$file" awk -v mark="$QEMU_MARK" '
       pending == "added" { pending = ""; if ($0 ~ /vmware-mysql-snapshot/ || $0 ~ /^\[general\]$/) next }
@@ -422,7 +424,7 @@ unconfigure_qemu() {
       index($0, mark ": replaced: ") == 1 { pending = "replaced"; original = substr($0, length(mark ": replaced: ") + 1); next }
       { print }'
     changed=1
-    if [ "$target" = "$QEMU_GA_CONF" ] && ! grep -q '[^[:space:]]' "$file"; then
+    if [ "$created" = 1 ] && ! grep -q '[^[:space:]]' "$file"; then
       rm -f -- "$file"
       say removed "$file (install.sh --qemu had made it)"
     else

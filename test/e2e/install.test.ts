@@ -663,3 +663,156 @@ test('the installed executable in a bare environment (env -i, no node on PATH, n
   assert.equal(hookThawed.code, 0, hookThawed.stderr);
   await assertReleased(destdir);
 });
+
+// ------------------------------------------------------------------------------------ --qemu settings
+
+const QEMU_DISPATCHER = '/etc/qemu/vmware-mysql-snapshot-fsfreeze-hook';
+const QEMU_GA_CONF = '/etc/qemu/qemu-ga.conf';
+const STOCK_QEMU_DISPATCHER = '/etc/qemu/fsfreeze-hook';
+
+/** What qemu-ga itself makes of a qemu-ga.conf (-D dumps its settings), or undefined without qemu-ga. */
+function qemuGaReads(conf: string): string | undefined {
+  const result = spawnSync('qemu-ga', ['-D'], { env: { PATH: `${process.env.PATH}:/usr/sbin`, QGA_CONF: conf }, encoding: 'utf8' });
+  return result.error === undefined && result.status === 0 ? result.stdout : undefined;
+}
+
+test('install.sh --qemu (Debian, Ubuntu): the dispatcher, and qemu-ga.conf made to run it; qemu-ga reads it; --uninstall removes it; says to restart qemu-ga', (context) => {
+  const destdir = tempDir('vms-install-');
+  const result = install(destdir, ['--qemu']);
+  assertOurLink(destdir, QEMU_HOOK);
+  assertMode(onDisk(destdir, QEMU_DISPATCHER), 0o700);
+  assert.equal(fs.readFileSync(onDisk(destdir, QEMU_DISPATCHER), 'utf8'), fs.readFileSync(path.join(REPO, 'qemu', 'fsfreeze-hook'), 'utf8'));
+  assert.ok(readManifest(destdir).includes(QEMU_DISPATCHER));
+  const conf = onDisk(destdir, QEMU_GA_CONF);
+  assertMode(conf, 0o644);
+  assert.ok(result.stdout.includes(`configured  ${conf} (created: [general] fsfreeze-hook=${QEMU_DISPATCHER})`), result.stdout);
+  assert.match(result.stderr, /restart it now \(systemctl restart qemu-guest-agent\)/);
+  const read = qemuGaReads(conf);
+  if (read === undefined) context.diagnostic('qemu-ga is not installed: its reading of qemu-ga.conf is not checked');
+  else assert.match(read, new RegExp(`^fsfreeze-hook=${QEMU_DISPATCHER}$`, 'm'), read);
+
+  const before = listing(destdir);
+  const again = install(destdir, ['--qemu']);
+  assert.deepEqual(listing(destdir), before, 'a second run changes nothing');
+  assert.ok(again.stdout.includes(`kept        ${conf} (fsfreeze-hook=${QEMU_DISPATCHER})`), again.stdout);
+  assert.doesNotMatch(again.stderr, /restart/, 'nothing to restart for');
+
+  const removed = install(destdir, ['--uninstall']);
+  assertAbsent(destdir, QEMU_GA_CONF);
+  assertAbsent(destdir, QEMU_DISPATCHER);
+  assert.ok(removed.stdout.includes(`removed     ${conf} (install.sh --qemu had made it)`), removed.stdout);
+  assert.match(removed.stderr, /restart qemu-ga/);
+});
+
+test('install.sh --qemu with an admin\'s qemu-ga.conf: a line added to [general] (or the group), taken out by --uninstall or another layout byte for byte; an fsfreeze-hook the admin set is never changed', () => {
+  for (const original of ['# mine\n[general]\nverbose=true\n\n[other]\nx=1\n', '[other]\nx=1', '']) {
+    const destdir = tempDir('vms-install-');
+    const conf = onDisk(destdir, QEMU_GA_CONF);
+    fs.mkdirSync(path.dirname(conf), { recursive: true });
+    fs.writeFileSync(conf, original, { mode: 0o640 });
+    fs.chmodSync(conf, 0o640);
+    install(destdir, ['--qemu']);
+    const read = qemuGaReads(conf);
+    if (read !== undefined) assert.match(read, new RegExp(`^fsfreeze-hook=${QEMU_DISPATCHER}$`, 'm'), `${JSON.stringify(original)}: ${read}`);
+    if (original.includes('verbose')) assert.match(read ?? 'verbose=true', /^verbose=true$/m, 'the admin\'s settings stay');
+    assert.equal(fs.statSync(conf).mode & 0o7777, 0o640, 'its mode is kept');
+    // Another layout takes our line out, as --uninstall does.
+    install(destdir, []);
+    assert.equal(fs.readFileSync(conf, 'utf8'), original.endsWith('\n') || original === '' ? original : `${original}\n`, JSON.stringify(original));
+    install(destdir, ['--qemu']);
+    install(destdir, ['--uninstall']);
+    assert.equal(fs.readFileSync(conf, 'utf8'), original.endsWith('\n') || original === '' ? original : `${original}\n`, JSON.stringify(original));
+  }
+
+  const destdir = tempDir('vms-install-');
+  const conf = onDisk(destdir, QEMU_GA_CONF);
+  fs.mkdirSync(path.dirname(conf), { recursive: true });
+  const admins = '[general]\nfsfreeze-hook=/etc/qemu/fsfreeze-hook\n';
+  fs.writeFileSync(conf, admins);
+  const result = install(destdir, ['--qemu']);
+  assert.equal(fs.readFileSync(conf, 'utf8'), admins, 'not changed');
+  assert.ok(result.stderr.includes(`already sets fsfreeze-hook=/etc/qemu/fsfreeze-hook in [general]: not changed`), result.stderr);
+  assert.ok(result.stderr.includes(`set fsfreeze-hook=${QEMU_DISPATCHER} there`), result.stderr);
+  install(destdir, ['--uninstall']);
+  assert.equal(fs.readFileSync(conf, 'utf8'), admins);
+});
+
+test('install.sh --qemu on RHEL and its kin: /etc/qemu-ga, and FSFREEZE_HOOK_PATHNAME in /etc/sysconfig/qemu-ga if it is the package\'s; --uninstall puts it back; an admin\'s value is never changed', () => {
+  const sysconfig = '# qemu-ga\nFILTER_RPC_ARGS="--allow-rpcs=guest-fsfreeze-freeze"\nFSFREEZE_HOOK_PATHNAME=/etc/qemu-ga/fsfreeze-hook\n';
+  const destdir = tempDir('vms-install-');
+  const file = onDisk(destdir, '/etc/sysconfig/qemu-ga');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, sysconfig);
+  const result = install(destdir, ['--qemu']);
+  assertOurLink(destdir, '/etc/qemu-ga/fsfreeze-hook.d/mysql');
+  assertAbsent(destdir, QEMU_HOOK);
+  assertAbsent(destdir, QEMU_GA_CONF);
+  assertMode(onDisk(destdir, '/etc/qemu-ga/vmware-mysql-snapshot-fsfreeze-hook'), 0o700);
+  const edited = fs.readFileSync(file, 'utf8');
+  assert.match(edited, /^FSFREEZE_HOOK_PATHNAME=\/etc\/qemu-ga\/vmware-mysql-snapshot-fsfreeze-hook$/m);
+  assert.doesNotMatch(edited, /^FSFREEZE_HOOK_PATHNAME=\/etc\/qemu-ga\/fsfreeze-hook$/m);
+  // What the unit's shell-less EnvironmentFile= reading gives: the last assignment.
+  const sourced = spawnSync('sh', ['-c', `. ${file}; printf %s "$FSFREEZE_HOOK_PATHNAME"`], { encoding: 'utf8' });
+  assert.equal(sourced.stdout, '/etc/qemu-ga/vmware-mysql-snapshot-fsfreeze-hook');
+  assert.match(result.stdout, /instead of the package's \/etc\/qemu-ga\/fsfreeze-hook; --uninstall puts it back/);
+  install(destdir, ['--uninstall']);
+  assert.equal(fs.readFileSync(file, 'utf8'), sysconfig, 'restored byte for byte');
+
+  const custom = 'FSFREEZE_HOOK_PATHNAME=/usr/local/bin/my-hook\n';
+  fs.writeFileSync(file, custom);
+  const refused = install(destdir, ['--qemu']);
+  assert.equal(fs.readFileSync(file, 'utf8'), custom);
+  assert.match(refused.stderr, /sets FSFREEZE_HOOK_PATHNAME=\/usr\/local\/bin\/my-hook: not changed/);
+});
+
+test('the qemu dispatcher runs fsfreeze-hook.d as QEMU\'s stock one does (order, files skipped, log), but a failed freeze fails it, after thawing the scripts that froze', (context) => {
+  if (!fs.existsSync(STOCK_QEMU_DISPATCHER)) {
+    context.skip(`${STOCK_QEMU_DISPATCHER} (qemu-guest-agent) is not installed: nothing to compare with`);
+    return;
+  }
+  const dir = tempDir('vms-dispatcher-');
+  const hooks = path.join(dir, 'fsfreeze-hook.d');
+  fs.mkdirSync(hooks);
+  const trace = path.join(dir, 'trace');
+  const script = (name: string, body = '', mode = 0o755): void => {
+    fs.writeFileSync(path.join(hooks, name), `#!/bin/sh\necho "${name} $*" >> ${trace}\necho "${name} says $*"\n${body}`, { mode });
+    fs.chmodSync(path.join(hooks, name), mode);
+  };
+  script('10-first');
+  script('20-fails', '[ "$1" = freeze ] && exit 4\nexit 0\n');
+  script('30-after');
+  script('15-not-executable', '', 0o644);
+  for (const ignored of ['40-x~', '40-x.bak', '40-x.orig', '40-x.rpmnew', '40-x.rpmsave', '40-x.sample', '40-x.dpkg-old', '40-x.dpkg-dist']) script(ignored);
+  script('Z-capital');
+  script('a-lower');
+  // Both with their log in the test's directory instead of /var/log/qga-fsfreeze-hook.log.
+  const copy = (source: string, name: string): string => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, fs.readFileSync(source, 'utf8').replace(/^LOGFILE=.*$/m, `LOGFILE=${path.join(dir, `${name}.log`)}`), { mode: 0o755 });
+    return file;
+  };
+  const stock = copy(STOCK_QEMU_DISPATCHER, 'stock');
+  const ours = copy(path.join(REPO, 'qemu', 'fsfreeze-hook'), 'ours');
+  const run = (dispatcher: string, operation: string): { status: number | null; trace: string[]; log: string[] } => {
+    fs.rmSync(trace, { force: true });
+    fs.rmSync(`${dispatcher}.log`, { force: true });
+    const result = spawnSync(dispatcher, [operation], { encoding: 'utf8', env: { PATH: process.env.PATH, LC_ALL: 'C' } });
+    // The log without its dates: "Thu Dec  4 ...: execute ..." -> "execute ...".
+    const log = fs.readFileSync(`${dispatcher}.log`, 'utf8').split('\n').map((line) => line.replace(/^.*?: (execute|\S+ finished|\S+ says|a freeze failed)/, '$1'));
+    return { status: result.status, trace: fs.existsSync(trace) ? fs.readFileSync(trace, 'utf8').trim().split('\n') : [], log };
+  };
+
+  const stockThaw = run(stock, 'thaw');
+  const oursThaw = run(ours, 'thaw');
+  assert.deepEqual(oursThaw, stockThaw, 'thaw: the same scripts, order, log and exit status 0');
+  assert.deepEqual(stockThaw.trace, ['10-first thaw', '20-fails thaw', '30-after thaw', 'Z-capital thaw', 'a-lower thaw']);
+
+  const stockFreeze = run(stock, 'freeze');
+  const oursFreeze = run(ours, 'freeze');
+  assert.equal(stockFreeze.status, 0, 'the stock dispatcher only logs a failed freeze');
+  assert.equal(oursFreeze.status, 4, 'ours fails with the status of the freeze that failed');
+  assert.deepEqual(oursFreeze.trace.slice(0, stockFreeze.trace.length), stockFreeze.trace, 'the same freezes in the same order');
+  assert.deepEqual(oursFreeze.trace.slice(stockFreeze.trace.length), ['a-lower thaw', 'Z-capital thaw', '30-after thaw', '10-first thaw'], 'then the scripts that froze are thawed, last first');
+  assert.deepEqual(oursFreeze.log.slice(0, stockFreeze.log.length - 1), stockFreeze.log.slice(0, -1), 'the same log lines');
+  assert.ok(oursFreeze.log.some((line) => line.startsWith('a freeze failed (status=4)')), oursFreeze.log.join('\n'));
+});
