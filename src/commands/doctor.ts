@@ -1,7 +1,8 @@
 /**
  * `vmware-mysql-snapshot doctor`: checks what a freeze needs, for the configured lock mode, without
  * taking any lock: the connection, privileges (with the GRANT that adds the missing ones), the binary
- * log, replica state, run_dir, the log file, coordinates_file, and the installed hooks.
+ * log, replica state, run_dir, the log file, coordinates_file, the installed hooks, and whether qemu-ga
+ * runs ours (and stops a snapshot whose freeze failed).
  */
 import fs = require('node:fs');
 import path = require('node:path');
@@ -15,6 +16,7 @@ import { globalPrivileges, missingPrivileges } from '../server/privileges';
 import { grantStatement, openSession, type Session } from '../server/session';
 import { packageLoads } from '../runtime/packages';
 import { checkRunDir, runDirExists } from '../state/statedir';
+import { qemuGaCheck } from './qemuga';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -59,6 +61,8 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
   checks.push(runDirCheck(settings), logFileCheck(settings));
   if (settings.coordinatesFile !== null) checks.push(coordinatesFileCheck(settings.coordinatesFile));
   checks.push(hooksCheck());
+  const qemu = qemuGaCheck({ root: '/', executable: fs.realpathSync(process.execPath) });
+  if (qemu !== undefined) checks.push({ name: 'qemu-ga', ...qemu });
   const executable = executableCheck();
   if (executable !== undefined) checks.push(executable);
   return checks;

@@ -508,3 +508,27 @@ child.on('close', () => {
 });
 `;
 }
+
+test('doctor says whether the running qemu-ga runs our hook, and whether a failed freeze would stop the snapshot or only be logged', async (context) => {
+  // doctor as installed: our hook is the executable that the links in fsfreeze-hook.d resolve to.
+  const installed = fs.realpathSync(hookLink);
+  const doctor = async (): Promise<{ verdict: string; detail: string }> => {
+    const { stdout } = await runFile(installed, ['doctor', '--json'], { env: { PATH: process.env['PATH'], [CONFIG_ENV]: setup.configFile } }).catch((error: { stdout: string }) => error);
+    const check = (JSON.parse(stdout) as Array<{ name: string; verdict: string; detail: string }>).find((entry) => entry.name === 'qemu-ga');
+    assert.ok(check, stdout);
+    return check;
+  };
+  const ours = await agentFor(context, dispatcher);
+  const withOurs = await doctor();
+  assert.match(withOurs.detail, new RegExp(`^qemu-ga \\(pid \\d+\\) runs our hook through ${dispatcher}: a freeze of ours that fails fails qemu-ga's freeze`), withOurs.detail);
+  await ours.stop();
+
+  const stock = path.join(destdir, 'etc/qemu/fsfreeze-hook');
+  fs.copyFileSync(STOCK_DISPATCHER, stock);
+  fs.chmodSync(stock, 0o755);
+  context.after(() => fs.rmSync(stock, { force: true }));
+  await agentFor(context, stock);
+  const withStock = await doctor();
+  assert.equal(withStock.verdict, 'warn');
+  assert.match(withStock.detail, new RegExp(`^qemu-ga \\(pid \\d+\\) runs our hook through ${stock}, which always exits 0 \\(QEMU's dispatcher\\): a freeze of ours that fails is only logged`), withStock.detail);
+});
