@@ -88,6 +88,8 @@ function afterFailedFreeze(settings: Settings, logger: Logger, result: ThawResul
   if (state?.lockedAt !== undefined && state.lockedAt <= failed.at && (state.releasedAt ?? Infinity) >= failed.at) return undefined;
   const why = failed.code === undefined ? (failed.message ?? 'no reason recorded') : `${failed.code}: ${failed.message ?? ''}`;
   const problem = `freeze failed at ${new Date(failed.at).toISOString()} (${why}) and no freezeFail followed: the guest agent went on, and the snapshot that this thaw ends was taken without the lock`;
+  // last.json (for status) says what this thaw found.
+  if (state !== undefined) writeJson(settings.runDir, LAST_FILE, { ...state, thaw: { operation: 'thaw', at: Date.now(), outcome: 'inconsistent' } } satisfies LastRun);
   logger.error({ event: 'thaw.inconsistent', operation: 'thaw', failedFreezeAt: failed.at, failedFreezeCode: failed.code, heldMs: result.heldMs }, `thaw: ${problem}; the snapshot may not be consistent`);
   return { ...result, outcome: 'inconsistent', problem };
 }
