@@ -10,6 +10,7 @@ import type { Settings } from '../config/settings';
 import { firstSupported, parseReplicaStatus, replicaStatusStatements } from '../server/coordinates';
 import { probeOnce, thawProbeFor } from '../snapshot/fsthaw';
 import { chooseMode, unsupportedReason, type ServerTraits } from '../server/lockmodes';
+import { describeGaleraNode, galeraRefusal, gcacheCoverSeconds, isDonorNow, lockEffect, nameValues, readGaleraNode, type GaleraNode } from '../server/galera';
 import { type LockMode } from '../config/settings';
 import { globalPrivileges, missingPrivileges } from '../server/privileges';
 import { grantStatement, openSession, type Session } from '../server/session';
@@ -80,8 +81,10 @@ function releaseCheck(settings: Settings, session: Session): Check {
 
 async function serverChecks(settings: Settings, session: Session): Promise<Check[]> {
   const checks: Check[] = [];
-  const [variables] = await session.connection.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES LIKE 'have_backup_locks'");
-  const traits: ServerTraits = { version: session.server.version, isMariaDB: session.server.isMariaDB, backupLocks: String(variables[0]?.['Value'] ?? '') === 'YES' };
+  const [rows] = await session.connection.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('have_backup_locks', 'wsrep_on')");
+  const variables = nameValues(rows);
+  const galera = variables.get('wsrep_on')?.toUpperCase() === 'ON' ? await readGaleraNode(session) : undefined;
+  const traits: ServerTraits = { version: session.server.version, isMariaDB: session.server.isMariaDB, backupLocks: variables.get('have_backup_locks') === 'YES', galera: galera !== undefined };
   let mode: LockMode = 'ftwrl';
   if (settings.lockMode === 'auto') {
     const choice = chooseMode(traits);
@@ -114,7 +117,54 @@ async function serverChecks(settings: Settings, session: Session): Promise<Check
       : { name: 'binary log', verdict: 'warn', detail: 'off: snapshots record no binary-log position', fix: 'enable log_bin to seed replicas from snapshots' },
   );
   checks.push(await replicaCheck(session, settings));
+  if (galera !== undefined) checks.push(...galeraChecks(galera, mode));
   return checks;
+}
+
+/** A day: how long after its snapshot an image is still expected to join its cluster by IST. */
+const IST_HORIZON_SECONDS = 24 * 3600;
+
+/** The node, its state and what the lock does to it; whether a restored image can join by IST; a state transfer it donates now. */
+export function galeraChecks(node: GaleraNode, mode: LockMode): Check[] {
+  const refusal = galeraRefusal(node);
+  const checks: Check[] = [
+    refusal === undefined
+      ? { name: 'galera', verdict: 'ok', detail: `${describeGaleraNode(node)}; ${lockEffect(node, mode)}` }
+      : { name: 'galera', verdict: 'fail', detail: `${describeGaleraNode(node)}: a freeze is refused`, fix: refusal },
+  ];
+  if (isDonorNow(node)) {
+    checks.push({
+      name: 'galera donor',
+      verdict: 'warn',
+      detail: `the node is Donor/Desynced without wsrep_desync (wsrep_desync_count = ${node.desyncCount}): it donates a state transfer (SST method ${node.sstMethod ?? '?'}) or another backup desynced it`,
+      fix: 'snapshot after the transfer ends, or another node; a lock now may wait behind it',
+    });
+  }
+  checks.push(gcacheCheck(node));
+  return checks;
+}
+
+function gcacheCheck(node: GaleraNode): Check {
+  const size = node.gcacheBytes === null ? 'unknown' : `${(node.gcacheBytes / 1024 ** 2).toFixed(0)} MiB`;
+  const held = node.cachedDownto === null || node.cachedDownto <= 0 ? '' : `; it holds write-sets ${node.cachedDownto} to ${node.position.seqno}`;
+  const cover = gcacheCoverSeconds(node);
+  if (cover === undefined) {
+    return { name: 'galera gcache', verdict: 'ok', detail: `gcache.size ${size}${held}; no write-sets yet to tell how long it lasts` };
+  }
+  const rate = node.writesetBytes / node.uptimeSeconds;
+  const detail = `gcache.size ${size} holds about ${hours(cover)} of write-sets at the rate since start (${(rate / 1024).toFixed(1)} KiB/s over ${hours(node.uptimeSeconds)})${held}`;
+  if (cover >= IST_HORIZON_SECONDS) return { name: 'galera gcache', verdict: 'ok', detail: `${detail}: an image restored within a day of its snapshot joins by IST` };
+  const needed = Math.ceil((rate * IST_HORIZON_SECONDS) / 1024 ** 2);
+  return {
+    name: 'galera gcache',
+    verdict: 'warn',
+    detail: `${detail}: an image restored more than ${hours(cover)} after its snapshot cannot join by IST, only by a full SST`,
+    fix: `raise gcache.size in wsrep_provider_options to about ${needed}M on every node (a day of write-sets) if restored images should join by IST`,
+  };
+}
+
+function hours(seconds: number): string {
+  return seconds < 3600 ? `${(seconds / 60).toFixed(0)} min` : `${(seconds / 3600).toFixed(1)} h`;
 }
 
 async function replicaCheck(session: Session, settings: Settings): Promise<Check> {

@@ -5,6 +5,7 @@
  */
 import type { Settings } from '../config/settings';
 import { describeCoordinates } from '../server/coordinates';
+import { formatPosition } from '../server/galera';
 import { readHistory, type History, type RunRecord } from '../state/history';
 import { isSameProcess, type ProcessIdentity } from '../state/processes';
 import { heldMs, isOurHolderState, type HolderState } from '../snapshot/holderstate';
@@ -78,6 +79,9 @@ export function formatStatus(report: StatusReport, now = Date.now()): string {
       if (current === null) break;
       lines.push(`holding the lock since ${time(current.lockedAt)} (${seconds(current.heldMs)}; released at the latest after ${current.maxLockTime} s), holder pid ${current.holder.pid}, ${current.lockMode ?? 'ftwrl'}`);
       lines.push(`  coordinates: ${describeCoordinates(current.coordinates)}`);
+      if (current.coordinates?.galera !== undefined) {
+        lines.push(`  galera position ${formatPosition(current.coordinates.galera)}: a node restored from this snapshot joins by IST from it (remove its gvwstate.dat)`);
+      }
       if (current.thawProbe !== undefined) lines.push(`  releases when the filesystem of ${current.thawProbe} thaws after the snapshot, or at thaw`);
       break;
     case 'waiting':

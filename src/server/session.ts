@@ -157,6 +157,14 @@ export function serverError(error: unknown, doing: string, account?: string): Ho
   if (isConnectionLost(error)) {
     return new HookError('SERVER', `lost the connection to the server while ${doing} (${message}): is it restarting?`, { cause: error });
   }
+  if (errno === ER_UNKNOWN_COM_ERROR && /WSREP/i.test(message)) {
+    return new HookError(
+      'SERVER',
+      `this Galera node refuses statements while ${doing} (${message}): it is outside the primary component or not yet synced (see wsrep_cluster_status and wsrep_local_state); ` +
+        'snapshot a Synced node of the primary component, or restore the cluster first; nothing is held',
+      { cause: error },
+    );
+  }
   if (errno === 1227 || errno === 1142) {
     const privileges = /\(at least one of\) the (.+?) privilege/.exec(message)?.[1];
     const grant = privileges === undefined ? '' : `: ${grantStatement(privileges.split(/,\s*/).slice(-1), account)}`;
@@ -164,6 +172,9 @@ export function serverError(error: unknown, doing: string, account?: string): Ho
   }
   return new HookError('SERVER', `server error while ${doing}: ${message}`, { cause: error });
 }
+
+/** ER_UNKNOWN_COM_ERROR: what a Galera node without the primary component answers ("WSREP has not yet prepared node ...") */
+const ER_UNKNOWN_COM_ERROR = 1047;
 
 const CONNECTION_LOST_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'EPIPE', 'ER_SERVER_SHUTDOWN', 'ER_CONNECTION_KILLED']);
 

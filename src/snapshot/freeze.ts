@@ -9,6 +9,7 @@ import { acquireFreezeLock } from '../state/freezelock';
 import { thawProbeFor } from './fsthaw';
 import type { Logger } from '../log';
 import { probeReplication, type Coordinates, type ReplicationProbe } from '../server/coordinates';
+import { describeGaleraNode, galeraRefusal, isDonorNow, lockEffect, nameValues, readGaleraNode, type GaleraNode } from '../server/galera';
 import { startHolder, type HolderEvent, type HolderProcess } from './holderprocess';
 import { chooseMode, lockPlan, unsupportedReason, type LockPlan, type ServerTraits } from '../server/lockmodes';
 import { type LockMode } from '../config/settings';
@@ -94,14 +95,16 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
     let restartAppliers: string[] = [];
     try {
       const traits = await serverTraits(session);
+      const galera = traits.galera === true ? await checkGaleraNode(session) : undefined;
       const mode = resolveLockMode(settings, traits, logger);
+      if (galera !== undefined) logGaleraNode(logger, galera, mode);
       await checkPrivileges(session, { mode, killQueries: settings.killLongQueries !== 'off', stopApplier: settings.replicaSqlThread === 'stop' });
       if (settings.replicaSqlThread === 'stop') {
         restartAppliers = await stopAppliersLogged(session, logger, startedAt + settings.freezeTimeout * 1000);
       }
       const replication = await probeReplication(session);
       const thawProbe = chooseThawProbe(settings, session, logger);
-      const freezer = new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers, replication, thawProbe }, progress);
+      const freezer = new Freezer(settings, logger, abort, session, startedAt, { mode, traits, afterRelease: restartAppliers, replication, thawProbe, galera: galera !== undefined }, progress);
       try {
         const result = await freezer.run(holder);
         locked = true;
@@ -161,8 +164,39 @@ function refuseIfHeld(settings: Settings, logger: Logger): void {
 }
 
 async function serverTraits(session: Session): Promise<ServerTraits> {
-  const [rows] = await session.connection.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES LIKE 'have_backup_locks'");
-  return { version: session.server.version, isMariaDB: session.server.isMariaDB, backupLocks: String(rows[0]?.['Value'] ?? '') === 'YES' };
+  const [rows] = await session.connection.query<RowDataPacket[]>("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('have_backup_locks', 'wsrep_on')");
+  const variables = nameValues(rows);
+  return {
+    version: session.server.version,
+    isMariaDB: session.server.isMariaDB,
+    backupLocks: variables.get('have_backup_locks') === 'YES',
+    galera: variables.get('wsrep_on')?.toUpperCase() === 'ON',
+  };
+}
+
+/**
+ * A Galera node must be a consistent member to be worth a snapshot: in the primary component, Synced or
+ * desynced (not joining or catching up). Refused before anything is held. undefined: wsrep_on without
+ * a provider, no cluster.
+ */
+async function checkGaleraNode(session: Session): Promise<GaleraNode | undefined> {
+  let node: GaleraNode | undefined;
+  try {
+    node = await readGaleraNode(session);
+  } catch (error) {
+    throw serverError(error, 'reading the Galera status');
+  }
+  if (node === undefined) return undefined;
+  const refusal = galeraRefusal(node);
+  if (refusal !== undefined) throw new HookError('SERVER', `${refusal}; nothing is held`);
+  return node;
+}
+
+function logGaleraNode(logger: Logger, node: GaleraNode, mode: LockMode): void {
+  const fields = { event: 'galera.node', localState: node.localState, localStateComment: node.localStateComment, clusterSize: node.clusterSize, clusterStatus: node.clusterStatus, desync: node.desync, position: node.position };
+  const text = `${describeGaleraNode(node)}: ${lockEffect(node, mode)}`;
+  if (isDonorNow(node)) logger.warn(fields, `${text}; it is a state-transfer donor right now, and the lock may wait behind the transfer`);
+  else logger.info(fields, text);
 }
 
 function resolveLockMode(settings: Settings, traits: ServerTraits, logger: Logger): LockMode {
@@ -205,7 +239,7 @@ class Freezer {
     private readonly abort: AbortSignal,
     private readonly session: Session,
     private readonly startedAt: number,
-    private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[]; replication: ReplicationProbe; thawProbe: string | null },
+    private readonly lock: { mode: LockMode; traits: ServerTraits; afterRelease: string[]; replication: ReplicationProbe; thawProbe: string | null; galera: boolean },
     private readonly progress: FreezeProgress,
   ) {}
 
@@ -312,8 +346,8 @@ class Freezer {
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
     const { connectionId: _, ...server } = this.session.server;
-    const { afterRelease, replication, thawProbe } = this.lock;
-    holder.lock({ plan: this.plan(holder), afterRelease, replication, server, thawProbe });
+    const { afterRelease, replication, thawProbe, galera } = this.lock;
+    holder.lock({ plan: this.plan(holder), afterRelease, replication, server, thawProbe, galera });
     this.logger.debug({ event: 'lock.attempt', attempt: this.attempts, holderPid: holder.pid }, `lock attempt ${this.attempts}`);
     const killTimer =
       settings.killLongQueries === 'off' ? undefined : setTimeout(() => void this.killLongQueries(Date.now() - settings.killLongQueriesAfter * 1000), settings.killLongQueriesAfter * 1000);

@@ -176,7 +176,10 @@ class Holder {
     const lockedAt = Date.now();
     let coordinates: Coordinates;
     try {
-      coordinates = plan.coordinatesFrom === 'log_status' ? await readCoordinatesFromLogStatus(session, request.replication) : await readCoordinates(session, request.replication);
+      coordinates =
+        plan.coordinatesFrom === 'log_status'
+          ? await readCoordinatesFromLogStatus(session, request.replication, request.galera)
+          : await readCoordinates(session, request.replication, request.galera);
     } catch (error) {
       for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
       return this.fail(error, false);

@@ -115,6 +115,8 @@ export interface LockRequest {
   afterRelease: string[];
   /** whether to read replica channels under the lock (freeze asked before locking) */
   replication: ReplicationProbe;
+  /** a Galera node: read its position (uuid:seqno) under the lock as well */
+  galera: boolean;
   /** the server as freeze's session read it: the holder's connection asks nothing before its lock */
   server: Omit<ServerInfo, 'connectionId'>;
   /** release_at = filesystem_thaw: the data directory whose filesystem is watched once freeze has exited */
