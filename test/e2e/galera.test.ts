@@ -214,7 +214,7 @@ test('a node outside the primary component is refused, naming its state, with no
   assert.equal(await node2.query('SELECT COUNT(*) FROM app.t').then(() => 'answers', (error: Error) => error.message), 'WSREP has not yet prepared node for application use', 'the node itself refuses statements');
   const doctor = await runHook(setup, 'vmware-mysql-snapshot', ['doctor']);
   assert.notEqual(doctor.code, 0);
-  assert.match(doctor.stdout, /^FAIL  galera +Galera node of a \d-node cluster, .*non-Primary.*: a freeze is refused\n +fix: this Galera node is not in the primary component/m);
+  assert.match(doctor.stdout, /^FAIL {2}galera +Galera node of a \d-node cluster, .*non-Primary.*: a freeze is refused\n +fix: this Galera node is not in the primary component/m);
 });
 
 test('doctor on a Galera node: its state, what the lock does, and whether the gcache lets a restored image join by IST', async (context) => {
