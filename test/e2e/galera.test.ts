@@ -75,7 +75,9 @@ test('the position recorded is the node\'s own at the lock; the others keep comm
   const coordinatesFile = path.join(fs.mkdtempSync(path.join(path.dirname(filesystem.mountPoint), 'coords-')), 'coordinates.json');
   const setup = newSetup(context, node3, { snapshot: { lock_mode: 'auto', coordinates_file: coordinatesFile } });
   const [onNode1, onNode2] = writers(context, [await startWriter(node1, 'node1'), await startWriter(node2, 'node2')]) as [Writer, Writer];
-  await sleep(300);
+  const writingSince = Date.now();
+  await sleep(1000);
+  const before = onNode1.longestSince(writingSince);
 
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(frozen.code, 0, frozen.stderr);
@@ -133,8 +135,10 @@ test('the position recorded is the node\'s own at the lock; the others keep comm
   const stallNode1 = onNode1.longestSince(heldSince);
   const stallNode2 = onNode2.longestSince(heldSince);
   const [done1, done2] = await Promise.all([onNode1.stop(), onNode2.stop()]);
-  context.diagnostic(`node 3 held ${heldMs} ms (its filesystem frozen ${frozenMs} ms of it): longest writer stall on node 1 ${stallNode1} ms, on node 2 ${stallNode2} ms (${done1.inserts} + ${done2.inserts} inserts)`);
-  process.stdout.write(`# galera: node 3 held ${heldMs} ms, its filesystem frozen ${frozenMs} ms; longest writer stall on node 1: ${stallNode1} ms, node 2: ${stallNode2} ms\n`);
+  context.diagnostic(
+    `node 3 held ${heldMs} ms (its filesystem frozen ${frozenMs} ms of it): longest writer stall on node 1 ${stallNode1} ms, on node 2 ${stallNode2} ms ` +
+      `(${done1.inserts} + ${done2.inserts} inserts; longest on node 1 in the second before the freeze: ${before} ms)`,
+  );
   assert.deepEqual([...done1.failures, ...done2.failures], []);
   assert.ok(stallNode1 < 1000 && stallNode2 < 1000, 'the writers on the other nodes did not wait for the held node');
   await waitSynced(node3);
