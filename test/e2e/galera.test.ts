@@ -131,6 +131,10 @@ test('the position recorded is the node\'s own at the lock; the others keep comm
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
   assert.equal(lineOf(readLog(setup), 'lock.released')['reason'], 'filesystem_thaw');
+  const history = JSON.parse(fs.readFileSync(path.join(setup.dir, 'history.json'), 'utf8')) as { runs: Array<{ operation: string; coordinates?: { galera?: Position } }> };
+  assert.deepEqual(history.runs.filter((run) => run.operation === 'freeze').map((run) => run.coordinates?.galera), [recorded], 'the history has the position');
+  const lastRuns = await runHook(setup, 'vmware-mysql-snapshot', ['status']);
+  assert.match(lastRuns.stdout, new RegExp(`freeze +locked; .*galera ${recorded.uuid}:${recorded.seqno}`));
 
   const stallNode1 = onNode1.longestSince(heldSince);
   const stallNode2 = onNode2.longestSince(heldSince);
@@ -223,10 +227,12 @@ test('a node outside the primary component is refused, naming its state, with no
 
 test('doctor on a Galera node: its state, what the lock does, and whether the gcache lets a restored image join by IST', async (context) => {
   const setup = newSetup(context, node3, { snapshot: { lock_mode: 'auto' } });
+  // ~150 kB of write-sets for node 3 to receive, whatever ran before: 32M then lasts hours, not a day.
+  await node1.query("INSERT INTO app.t (v, note) SELECT seq, REPEAT('w', 100) FROM app.seq_1_to_1000");
+  await waitConverged([node1, node3]);
   const doctor = await runHook(setup, 'vmware-mysql-snapshot', ['doctor']);
   assert.match(doctor.stdout, /^ok +lock mode +auto: backup_stage \(Galera node: BACKUP STAGE desyncs and pauses the node at BLOCK_DDL/m);
   assert.match(doctor.stdout, /^ok +galera +Galera node of a 3-node cluster, Synced \(wsrep_local_state = 4\), Primary, at [0-9a-f-]+:\d+; the lock \(backup_stage\) desyncs and pauses this node at BACKUP STAGE BLOCK_DDL; the other nodes keep committing/m);
-  // 32M of gcache against the writes of the tests above: far less than a day.
   assert.match(doctor.stdout, /^WARN +galera gcache +gcache\.size 32 MiB holds about [\d.]+ (h|min) of write-sets at the rate since start .*cannot join by IST, only by a full SST\n +fix: raise gcache\.size in wsrep_provider_options to about \d+M/m);
   assert.doesNotMatch(doctor.stdout, /galera donor/);
 });

@@ -71,9 +71,9 @@ export async function startGaleraCluster(options: ClusterOptions = {}): Promise<
   };
   try {
     const firstPort = await freeBasePort();
-    const first = await startMariaDB({ serverId: 1, extraArgs: nodeArgs('node1', firstPort, await freePort(), 'gcomm://', true) });
+    // The fixtures only once the new cluster is Primary: before that the node refuses statements.
+    const first = await startMariaDB({ serverId: 1, extraArgs: nodeArgs('node1', firstPort, await freePort(), 'gcomm://', true), untilReady: (server) => waitSynced(server) });
     nodes.push({ name: 'node1', server: first, basePort: firstPort });
-    await waitSynced(first);
     // A clean stop saves the position in grastate.dat: copies of this directory join by IST.
     await first.stop();
     // The joiners' data directories stay where they are copied to, open to the rsync daemon (see startJoiner).
