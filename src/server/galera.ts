@@ -132,9 +132,10 @@ export function parseSize(value: string | undefined): number | null {
  * when it can (Synced, or Donor/Desynced: the lock pauses it either way).
  */
 export function galeraRefusal(node: GaleraNode): string | undefined {
-  if (!node.ready || node.clusterStatus !== 'Primary') {
+  const ready = `wsrep_ready = ${node.ready ? 'ON' : 'OFF'}`;
+  if (node.clusterStatus !== 'Primary') {
     return (
-      `this Galera node is not in the primary component (wsrep_cluster_status = ${node.clusterStatus}, wsrep_ready = ${node.ready ? 'ON' : 'OFF'}): ` +
+      `this Galera node is not in the primary component (wsrep_cluster_status = ${node.clusterStatus}, ${ready}): ` +
       'it has lost quorum, its data may be behind the cluster, and a snapshot of it would not be a consistent member. ' +
       'Snapshot a node of the primary component, or restore the cluster first (reconnect the nodes; bootstrap with pc.bootstrap=YES only on the most advanced node of a cluster that is gone)'
     );
@@ -142,12 +143,15 @@ export function galeraRefusal(node: GaleraNode): string | undefined {
   if (node.localState === 1 || node.localState === 3) {
     const what = node.localState === 1 ? 'still joining the cluster (a state transfer runs)' : 'catching up with the cluster after its state transfer';
     return (
-      `this Galera node is ${what} (wsrep_local_state = ${node.localState}, ${node.localStateComment}): its data is not a consistent member yet. ` +
+      `this Galera node is ${what} (wsrep_local_state = ${node.localState}, ${node.localStateComment}, ${ready}): its data is not a consistent member yet. ` +
       'Wait until it is Synced (wsrep_local_state = 4) and freeze again'
     );
   }
   if (node.localState !== 2 && node.localState !== 4) {
     return `this Galera node is in no state a member can be snapshotted in (wsrep_local_state = ${node.localState}, ${node.localStateComment}): wait until it is Synced (wsrep_local_state = 4) and freeze again`;
+  }
+  if (!node.ready) {
+    return `this Galera node does not accept statements (wsrep_ready = OFF, wsrep_local_state = ${node.localState}, ${node.localStateComment}): wait until wsrep_ready = ON and freeze again`;
   }
   return undefined;
 }

@@ -80,9 +80,10 @@ test('a Galera node is one with wsrep_on and a provider loaded', () => {
 test('a snapshot is refused outside the primary component and while joining or catching up, naming the state and what to do', () => {
   assert.match(galeraRefusal(node({ wsrep_cluster_status: 'non-Primary', wsrep_ready: 'OFF' })) ?? '', /not in the primary component \(wsrep_cluster_status = non-Primary, wsrep_ready = OFF\): it has lost quorum.*Snapshot a node of the primary component/);
   assert.match(galeraRefusal(node({ wsrep_cluster_status: 'Disconnected', wsrep_ready: 'OFF', wsrep_local_state: '0', wsrep_local_state_comment: 'Initialized' })) ?? '', /wsrep_cluster_status = Disconnected/);
-  assert.match(galeraRefusal(node({ wsrep_ready: 'OFF' })) ?? '', /wsrep_ready = OFF/);
-  assert.match(galeraRefusal(node({ wsrep_local_state: '1', wsrep_local_state_comment: 'Joining' })) ?? '', /still joining the cluster \(a state transfer runs\) \(wsrep_local_state = 1, Joining\).*Wait until it is Synced \(wsrep_local_state = 4\)/);
-  assert.match(galeraRefusal(node({ wsrep_local_state: '3', wsrep_local_state_comment: 'Joined' })) ?? '', /catching up with the cluster after its state transfer \(wsrep_local_state = 3, Joined\)/);
+  assert.match(galeraRefusal(node({ wsrep_ready: 'OFF' })) ?? '', /does not accept statements \(wsrep_ready = OFF, wsrep_local_state = 4, Synced\): wait until wsrep_ready = ON/);
+  // A joiner is in the primary component but not ready: its state is what to name.
+  assert.match(galeraRefusal(node({ wsrep_local_state: '1', wsrep_local_state_comment: 'Joining', wsrep_ready: 'OFF' })) ?? '', /still joining the cluster \(a state transfer runs\) \(wsrep_local_state = 1, Joining, wsrep_ready = OFF\).*Wait until it is Synced \(wsrep_local_state = 4\)/);
+  assert.match(galeraRefusal(node({ wsrep_local_state: '3', wsrep_local_state_comment: 'Joined' })) ?? '', /catching up with the cluster after its state transfer \(wsrep_local_state = 3, Joined, wsrep_ready = ON\)/);
   assert.equal(galeraRefusal(node()), undefined, 'Synced');
   assert.equal(galeraRefusal(node({ wsrep_local_state: '2', wsrep_local_state_comment: 'Donor/Desynced', wsrep_desync_count: '1' }, { wsrep_desync: 'ON' })), undefined, 'desynced on purpose');
 });
