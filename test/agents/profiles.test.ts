@@ -37,7 +37,10 @@ test('no name belongs to two profiles, and each profile has an install option', 
 test('install.sh installs each profile under its option and links the names the profile lists', () => {
   const script = fs.readFileSync(path.join(REPO, 'install.sh'), 'utf8');
   for (const profile of PROFILES) {
-    if (profile.installOption !== '(default)') assert.ok(script.includes(`    ${profile.installOption}`), `${profile.id}: ${profile.installOption} in install.sh`);
+    if (profile.installOption !== '(default)') {
+      const caseLine = new RegExp(`^\\s+(--[a-z-]+ \\| )*${profile.installOption}( \\| --[a-z-]+)*\\)$`, 'm');
+      assert.match(script, caseLine, `${profile.id}: ${profile.installOption} in install.sh`);
+    }
     for (const rule of profile.names) {
       // The other agents' links are named $agent-hook after their option (plan_agents).
       const agentLink = rule.name === `${profile.installOption.replace(/^--/, '')}-hook` && script.includes('agent_links+=("$libexec/$agent-hook")');
