@@ -56,6 +56,8 @@ export interface AgentProfile {
   postAfterFailedPre: boolean | 'unconfirmed';
   /** Files that, when present, say this layout is installed (doctor); {prefix} is the executable's prefix. */
   installedMarkers: readonly string[];
+  /** A setting of the agent without which it runs no script (doctor checks it). */
+  enabledBy?: { file: string; section: string; key: string; value: string; fix: string };
   /** Advice doctor gives whenever the layout is installed. */
   notes?: readonly string[];
 }
@@ -128,6 +130,7 @@ export const PROFILES: readonly AgentProfile[] = [
     freezesFilesystems: false,
     postAfterFailedPre: 'unconfirmed',
     installedMarkers: ['/etc/google/snapshots/pre.sh'],
+    enabledBy: { file: '/etc/default/instance_configs.cfg', section: 'Snapshots', key: 'enabled', value: 'true', fix: 'restart google-guest-agent' },
     notes: ['create the snapshots with --guest-flush (gcloud compute disks snapshot --guest-flush), or the scripts are not run'],
   },
   {
