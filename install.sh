@@ -639,7 +639,6 @@ azure_timeout() {
 azure_config() {
   cat <<EOF
 {
-    "_comment": "$INSTALLED_MARK (install.sh --azure); timeoutInSeconds covers freeze_timeout",
     "pluginName": "ScriptRunner",
     "preScriptLocation": "$AZURE_PRE",
     "postScriptLocation": "$AZURE_POST",
@@ -884,9 +883,13 @@ run_uninstall() {
   else
     note "no manifest ($(on_disk "$MANIFEST")): removing our links and files at the default places"
     entries=("$EXE" "${ALL_HOOKS[@]}" "$LOGROTATE" "$TMPFILES")
-    # Files at the other agents' paths are removed only when they say we installed them.
+    for entry in gcp azure nutanix veeam aws; do
+      entries+=("$prefix/$AGENT_LINK_DIR/$entry-hook")
+    done
+    # Files at the other agents' paths are removed only when they say we installed them (our plugin
+    # JSON, which has no room for a comment, names our pre script).
     for entry in "${AGENT_FILES[@]}"; do
-      if [ -f "$(on_disk "$entry")" ] && grep -q "$INSTALLED_MARK" "$(on_disk "$entry")" 2>/dev/null; then
+      if [ -f "$(on_disk "$entry")" ] && grep -q -e "$INSTALLED_MARK" -e "$AZURE_PRE" "$(on_disk "$entry")" 2>/dev/null; then
         entries+=("$entry")
       fi
     done
