@@ -340,6 +340,7 @@ test('Azure: a blocked pre-script gives up within timeoutInSeconds, since Azure 
   await startBlocker(context);
   const limitMs = Number((JSON.parse(fs.readFileSync(onDisk('/etc/azure/VMSnapshotScriptPluginConfig.json'), 'utf8')) as { timeoutInSeconds: number }).timeoutInSeconds) * 1000;
   const pre = await azure(setup, 'pre');
+  context.diagnostic(`blocked pre-script under Azure ended after ${pre.ms} ms (budget 20 s, timeoutInSeconds ${limitMs / 1000} s)`);
   assert.notEqual(pre.code, 0);
   assert.ok(pre.ms < limitMs, `pre ended after ${pre.ms} ms, before Azure's ${limitMs} ms`);
   assert.ok(pre.ms >= 19_000, `pre waited its budget (${pre.ms} ms)`);
@@ -408,6 +409,7 @@ test('AWS: a blocked pre-script ends within the 10 s ExecutionTimeout with nothi
   const setup = newSetup(context);
   await startBlocker(context);
   const pre = await ssm(setup, 'pre-script');
+  context.diagnostic(`blocked pre-script under AWS ended after ${pre.ms} ms (budget 6 s, agent limit 10 s)`);
   assert.equal(pre.killed, false, `pre ended by itself (${pre.ms} ms)`);
   assert.equal(pre.code, 1, pre.stderr);
   assert.ok(pre.ms < 10_000);
@@ -425,6 +427,23 @@ test('AWS: SIGKILL of the process group while freeze waits leaves nothing held, 
   await stopBlocker();
   await sleep(1500);
   await assertNothingHeld();
+});
+
+test('AWS: SIGKILL of the process group while the holder\'s FLUSH waits behind an UPDATE: nothing held, nothing locked later', async (context) => {
+  // The UPDATE is not "long" (long_query_time 10), so freeze tries at once and the FLUSH queues behind it.
+  const setup = newSetup(context, { freeze_timeout: '30', lock_wait_timeout: '5', long_query_time: '10' });
+  const writer = await server.connect();
+  context.after(() => writer.end().catch(() => undefined));
+  const update = writer.query('UPDATE app.t SET v = v + SLEEP(3) WHERE id <= 3');
+  await sleep(200);
+  const pre = await ssm(setup, 'pre-script', 1500);
+  assert.equal(pre.killed, true);
+  await update;
+  await waitFor('the holder to notice its freeze died', () => (ourHolders().length === 0 ? true : undefined), { timeoutMs: 5000 });
+  await sleep(500);
+  await assertNothingHeld();
+  const ours = (await server.query(`SELECT ID, INFO FROM information_schema.PROCESSLIST WHERE USER = 'snapshot'`)) as unknown[];
+  assert.deepEqual(ours, [], 'no session of the hook is left on the server');
 });
 
 test('AWS: dry-run runs doctor and never exits 194; 194 from the hook becomes 1', async (context) => {
