@@ -46,6 +46,7 @@ const temporary: string[] = [];
 
 before(async () => {
   server = await startMariaDB();
+  await server.query('INSERT INTO app.t (v, note) VALUES (1, ?), (2, ?), (3, ?)', ['seed', 'seed', 'seed']);
   destdir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-agents-destdir-'));
   prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-agents-prefix-'));
   temporary.push(destdir, prefix);
@@ -437,7 +438,8 @@ test('AWS: SIGKILL of the process group while the holder\'s FLUSH waits behind a
   const update = writer.query('UPDATE app.t SET v = v + SLEEP(3) WHERE id <= 3');
   await sleep(200);
   const pre = await ssm(setup, 'pre-script', 1500);
-  assert.equal(pre.killed, true);
+  assert.equal(pre.killed, true, `pre exited ${pre.code} after ${pre.ms} ms: ${pre.stderr}`);
+  assert.ok(!readLog(setup).some((line) => line['event'] === 'lock.acquired'), 'killed before the lock was taken');
   await update;
   await waitFor('the holder to notice its freeze died', () => (ourHolders().length === 0 ? true : undefined), { timeoutMs: 5000 });
   await sleep(500);
