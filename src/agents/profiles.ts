@@ -102,7 +102,8 @@ export const PROFILES: readonly AgentProfile[] = [
     onTimeout: 'SIGTERM-then-SIGKILL',
     defaultFreezeTimeout: 300,
     freezesFilesystems: true,
-    postAfterFailedPre: true,
+    // freezeFail goes to the scripts before the one that failed, never to the failed one itself.
+    postAfterFailedPre: false,
     installedMarkers: ['/etc/vmware-tools/backupScripts.d/50-mysql'],
   },
   {
@@ -151,7 +152,7 @@ export const PROFILES: readonly AgentProfile[] = [
     title: 'Nutanix Guest Tools (pre_freeze / post_thaw)',
     installOption: '--nutanix',
     names: [{ name: 'nutanix-hook', operations: PRE_POST, args: ANY_ARGS, strict: true }],
-    // Unconfirmed: NGT's limit is not documented; taken as short as the shortest agent we know but AWS's.
+    // Unconfirmed: NGT's limit is not documented, so the default budget is as short as Azure's.
     limitSeconds: undefined,
     onTimeout: 'SIGKILL',
     defaultFreezeTimeout: 20,
