@@ -15,6 +15,7 @@ import { globalPrivileges, missingPrivileges } from '../server/privileges';
 import { grantStatement, openSession, type Session } from '../server/session';
 import { packageLoads } from '../runtime/packages';
 import { checkRunDir, runDirExists } from '../state/statedir';
+import { agentChecks } from './agentbudget';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -58,7 +59,10 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
   }
   checks.push(runDirCheck(settings), logFileCheck(settings));
   if (settings.coordinatesFile !== null) checks.push(coordinatesFileCheck(settings.coordinatesFile));
-  checks.push(hooksCheck());
+  const agents = agentChecks(settings);
+  const hooks = hooksCheck();
+  // The other agents' scripts are not links to us: their checks below say what is installed.
+  checks.push(agents.length > 0 && hooks.detail === 'none installed' ? { name: 'hooks', verdict: 'ok', detail: 'no VMware or QEMU hook; other agents below' } : hooks, ...agents);
   const executable = executableCheck();
   if (executable !== undefined) checks.push(executable);
   return checks;

@@ -222,7 +222,7 @@ class Freezer {
 
   async run(firstHolder: HolderProcess): Promise<FreezeResult> {
     this.holder = firstHolder;
-    const deadline = this.startedAt + this.settings.freezeTimeout * 1000;
+    const deadline = this.deadline();
     this.saveProgress('waiting');
     while (true) {
       this.throwIfAborted();
@@ -260,6 +260,15 @@ class Freezer {
       this.saveProgress('waiting');
       await this.pause(Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - Date.now())));
     }
+  }
+
+  /** freeze_timeout from our start: no wait of an attempt runs past it, so the agent's own limit is kept (agents/profiles.ts). */
+  private deadline(): number {
+    return this.startedAt + this.settings.freezeTimeout * 1000;
+  }
+
+  private remainingMs(): number {
+    return Math.max(0, this.deadline() - Date.now());
   }
 
   private plan(holder: HolderProcess): LockPlan {
@@ -307,8 +316,8 @@ class Freezer {
   private async attemptLock(holder: HolderProcess): Promise<Attempt> {
     const settings = this.settings;
     if (holder.connectionId === undefined) {
-      const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
-      if (event.type === 'timeout') return this.abandon(holder, 'the holder did not connect');
+      const event = await holder.next(Math.min(HOLDER_CONNECT_MS, this.remainingMs()), this.abort);
+      if (event.type === 'timeout') return this.abandon(holder, this.remainingMs() === 0 ? 'freeze_timeout passed before the holder connected' : 'the holder did not connect');
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
     const { connectionId: _, ...server } = this.session.server;
@@ -318,9 +327,14 @@ class Freezer {
     const killTimer =
       settings.killLongQueries === 'off' ? undefined : setTimeout(() => void this.killLongQueries(Date.now() - settings.killLongQueriesAfter * 1000), settings.killLongQueriesAfter * 1000);
     try {
-      const event = await holder.next(settings.lockWaitTimeout * 1000 + LOCK_ANSWER_GRACE_MS, this.abort);
+      const answerMs = settings.lockWaitTimeout * 1000 + LOCK_ANSWER_GRACE_MS;
+      const waitMs = Math.min(answerMs, this.remainingMs());
+      const event = await holder.next(waitMs, this.abort);
       if (event.type === 'locked') return { result: 'locked', coordinates: event.coordinates, waitedMs: event.waitedMs };
-      if (event.type === 'timeout') return await this.abandon(holder, `not locked within lock_wait_timeout (${settings.lockWaitTimeout} s)`);
+      if (event.type === 'timeout') {
+        const why = waitMs < answerMs ? `not locked when freeze_timeout (${settings.freezeTimeout} s) passed` : `not locked within lock_wait_timeout (${settings.lockWaitTimeout} s)`;
+        return await this.abandon(holder, why);
+      }
       if (event.type === 'failed' && event.timedOut) {
         this.logger.warn({ event: 'lock.timeout', attempt: this.attempts, error: event.message }, `lock attempt ${this.attempts} timed out on the server (lock_wait_timeout ${settings.lockWaitTimeout} s); waiting for the next quiet moment`);
         await this.stopHolder(holder);
