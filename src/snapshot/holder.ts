@@ -8,6 +8,7 @@ import path = require('node:path');
 import { Channel } from './channel';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from '../server/coordinates';
 import { ThawWatch } from './fsthaw';
+import { ThawStartWatch } from './thawstart';
 import { describedSession, openLink, serverError, withSession, type Link, type Session } from '../server/session';
 import { killConnectionIfOurs } from '../server/processlist';
 import { identify, type ProcessIdentity } from '../state/processes';
@@ -72,6 +73,7 @@ class Holder {
   private releasing: Promise<void> | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private thawWatch: ThawWatch | undefined;
+  private thawStartWatch: ThawStartWatch | undefined;
   /** why the watch for the filesystem thaw ended without one (logged after the release) */
   private thawWatchProblem: string | undefined;
   private resolveDone: (code: number) => void = () => {};
@@ -102,6 +104,7 @@ class Holder {
           // The channel ends when freeze exits, a moment from now: from here that is no reason to release.
           this.acknowledged = true;
           this.watchForThaw();
+          this.watchForThawStart();
         } else if (message.type === 'abort') {
           void this.stop('aborted', 'freeze aborted');
         }
@@ -203,6 +206,19 @@ class Holder {
     }).start();
   }
 
+  /**
+   * Where no filesystem is frozen, the hold ends when the agent starts thaw: seen from here at its exec,
+   * not when its runtime is up and asks (src/snapshot/thawstart.ts).
+   */
+  private watchForThawStart(): void {
+    if (this.state.phase !== 'held' || this.releasing !== undefined) return;
+    const watch = new ThawStartWatch(this.start.configFile, (start) => {
+      this.state = { ...this.state, thawStart: start };
+      void this.stop('thaw_started', `${start.name} ${start.operation} started (pid ${start.pid})`);
+    });
+    if (watch.start()) this.thawStartWatch = watch;
+  }
+
   private async fail(error: unknown, timedOut: boolean): Promise<void> {
     const hookError = serverError(error, 'taking FLUSH TABLES WITH READ LOCK', this.session?.server.account);
     await this.send({ type: 'failed', code: hookError.code, message: hookError.message, timedOut });
@@ -225,6 +241,7 @@ class Holder {
   private async release(reason: ReleaseReason, detail: string): Promise<void> {
     clearTimeout(this.expiryTimer);
     this.thawWatch?.stop();
+    this.thawStartWatch?.stop();
     const wasHeld = this.state.phase === 'held';
     let phase: HolderState['phase'] = reason === 'expired' ? 'expired' : reason === 'lost' ? 'lost' : wasHeld ? 'released' : 'aborted';
     if (wasHeld && reason !== 'lost') {
