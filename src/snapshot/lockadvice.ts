@@ -48,7 +48,7 @@ export interface AdviceContext {
 }
 
 const SHOWN = 3;
-const BACKUP_MODES = /^(BACKUP_(FTWRL|START|FLUSH|WAIT_FLUSH|BLOCK_DDL|BLOCK_COMMIT|END)|SHARED)$/;
+const BACKUP_MODES = /^(BACKUP_(FTWRL\d|START|FLUSH|WAIT_FLUSH|BLOCK_DDL|BLOCK_COMMIT|END)|SHARED)$/;
 
 /** Advice for one report; undefined when it names no wait (the thread no longer waited). */
 export function adviseOnLockWait(report: LockWaitReport, context: AdviceContext): LockAdvice | undefined {
