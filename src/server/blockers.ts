@@ -101,17 +101,19 @@ async function probeVisibility(session: Session): Promise<Visibility> {
     const plugin = await probeMetadataLockInfo(session, account);
     if (plugin.ok) return { source: 'metadata_lock_info', detail: 'information_schema.METADATA_LOCK_INFO (the metadata_lock_info plugin)' };
     problems.unshift(plugin.problem);
-    fix = plugin.fix ?? fix;
+    // performance_schema is on but not usable yet: its fix first (no restart needed), the plugin as the other way.
+    fix = performanceSchema.off ? plugin.fix : `${performanceSchema.fix}; or ${plugin.fix}`;
   }
   return { source: null, detail: `the holders of a lock cannot be named: ${problems.join('; ')}`, fix };
 }
 
-type Probe = { ok: true } | { ok: false; problem: string; fix: string };
+type Probe = { ok: true } | { ok: false; problem: string; fix: string; off?: boolean };
 
 async function probePerformanceSchema(session: Session, account: string): Promise<Probe> {
   const keep = "performance_schema_instrument = 'wait/lock/metadata/sql/mdl=ON' in the server's option file";
   const off: Probe = {
     ok: false,
+    off: true,
     problem: 'performance_schema is off',
     fix: session.server.isMariaDB
       ? "INSTALL SONAME 'metadata_lock_info' (once, as an administrator; it stays installed)"
