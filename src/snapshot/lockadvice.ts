@@ -48,6 +48,8 @@ export interface AdviceContext {
 }
 
 const SHOWN = 3;
+/** in the text of our holder's lock statements (src/server/processlist.ts holderTag) */
+const HOLDER_TAG = 'vmware-mysql-snapshot holder';
 const BACKUP_MODES = /^(BACKUP_(FTWRL\d|START|FLUSH|WAIT_FLUSH|BLOCK_DDL|BLOCK_COMMIT|END)|SHARED)$/;
 
 /** Advice for one report; undefined when it names no wait (the thread no longer waited). */
@@ -101,7 +103,8 @@ export function adviceText(advice: LockAdvice): string {
 function describeWaiter(report: LockWaitReport): string {
   const waiter = report.waiter;
   if (waiter === null) return '';
-  return `thread ${waiter.thread} waited ${waiter.seconds.toFixed(1)} s (${serverText(waiter.state, 60) || 'no state'})`;
+  const who = waiter.statement?.includes(HOLDER_TAG) === true ? `our lock statement (thread ${waiter.thread})` : `thread ${waiter.thread}`;
+  return `${who} waited ${waiter.seconds.toFixed(1)} s (${serverText(waiter.state, 60) || 'no state'})`;
 }
 
 /** The holders, and for those that wait themselves, whom they wait for. */
