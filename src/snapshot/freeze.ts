@@ -396,7 +396,8 @@ class Freezer {
   private async lookUpAttemptWait(holder: HolderProcess): Promise<void> {
     if (holder.connectionId === undefined) return;
     const found = await this.lookUp(holder.connectionId);
-    if (found === undefined) return;
+    // An answer that comes after its attempt ended (it ran beside the wait) is of no use.
+    if (found === undefined || holder !== this.holder) return;
     this.attemptWait = found;
     this.progress.lockWait = summarize(found);
     this.saveProgress('locking');
@@ -435,17 +436,21 @@ class Freezer {
   /**
    * The holder's answer to 'lock', or `timeout` a little after lock_wait_timeout. While the statement
    * waits, who holds it up is looked up (the first time after half of lock_wait_timeout, at most 1 s):
-   * once the server has timed it out, its wait is gone from the server's tables.
+   * once the server has timed it out, its wait is gone from the server's tables. A lookup runs beside
+   * the wait, never in its way: a server that stops answering delays no answer and no deadline.
    */
   private async awaitAnswer(holder: HolderProcess): Promise<HolderEvent> {
     const answerBy = new Deadline(this.settings.lockWaitTimeout * 1000 + LOCK_ANSWER_GRACE_MS, this.clock);
     let lookupAt = new Deadline(Math.min(LOOKUP_INTERVAL_MS, (this.settings.lockWaitTimeout * 1000) / 2), this.clock);
+    let looking = false;
     for (;;) {
       const event = await holder.next(Math.min(answerBy.remainingMs(), lookupAt.remainingMs()), this.abort);
       if (event.type !== 'timeout' || answerBy.passed()) return event;
       if (!lookupAt.passed()) continue;
-      await this.lookUpAttemptWait(holder);
       lookupAt = new Deadline(LOOKUP_INTERVAL_MS, this.clock);
+      if (looking) continue;
+      looking = true;
+      void this.lookUpAttemptWait(holder).finally(() => (looking = false));
     }
   }
 
@@ -476,8 +481,9 @@ class Freezer {
   }
 
   private async abandon(holder: HolderProcess, why: string): Promise<Attempt> {
-    // Looked up before the holder's connection is killed: its wait is still on the server.
-    if (this.attemptWait === undefined) await this.lookUpAttemptWait(holder);
+    // Looked up before the holder's connection is killed, while its wait is still on the server; bounded,
+    // as the server may be the reason it did not answer.
+    if (this.attemptWait === undefined) await Promise.race([this.lookUpAttemptWait(holder), new Promise<void>((resolve) => setTimeout(resolve, LOOKUP_INTERVAL_MS).unref())]);
     const wait = this.attemptWait;
     this.lockTimeoutWait = wait;
     await this.stopHolder(holder);
