@@ -207,6 +207,10 @@ interface LockWait {
   advice: LockAdvice;
 }
 
+function waitKey(wait: LockWait): string {
+  return [wait.report.waiter?.thread, wait.advice.cause, ...wait.advice.culprits.map((one) => one.thread)].join(' ');
+}
+
 /** The advice as the history and status keep it. */
 function summarize(wait: LockWait): LockWaitSummary {
   const { advice, report } = wait;
@@ -367,7 +371,8 @@ class Freezer {
     this.windowLookupAt = new Deadline(LOOKUP_INTERVAL_MS, this.clock);
     const found = await this.lookUp(waiting.id);
     if (found === undefined) return;
-    const changed = this.windowWait?.advice.summary !== found.advice.summary;
+    // Logged once per waiter, cause and culprits: the seconds in the text change at every lookup.
+    const changed = this.windowWait === undefined || waitKey(this.windowWait) !== waitKey(found);
     this.windowWait = found;
     this.progress.lockWait = summarize(found);
     this.saveProgress('waiting');
