@@ -137,3 +137,24 @@ test('server text in the advice is one line and bounded', () => {
   assert.doesNotMatch(text, /\n/);
   assert.match(text, /a bx+…@web1/);
 });
+
+test('MySQL 8.0 spells it differently (global read lock, GLOBAL and BACKUP LOCK namespaces): the LOCK TABLES holder and another FTWRL are told apart', () => {
+  // performance_schema.metadata_locks as the MySQL 8.0 manual shows LOCK TABLES and FTWRL
+  const flush = { ...FLUSH, state: 'Waiting for global read lock' };
+  const lockTables = [
+    lock(12, 'GLOBAL', 'INTENTION_EXCLUSIVE'),
+    lock(12, 'BACKUP LOCK', 'INTENTION_EXCLUSIVE'),
+    lock(12, 'SCHEMA', 'INTENTION_EXCLUSIVE', 'app'),
+    lock(12, 'TABLE', 'SHARED_NO_READ_WRITE', 'app', 't'),
+    lock(13, 'GLOBAL', 'SHARED', null, null, false),
+  ];
+  const report = explainWait([flush, LOCK_TABLES_IDLE], lockTables, 13, OURS, PERFORMANCE_SCHEMA);
+  assert.deepEqual(report.holders.map((one) => one.thread), [12]);
+  const advice = adviseOnLockWait(report, CONTEXT);
+  assert.equal(advice?.cause, 'idle_lock_tables');
+  assert.equal(advice?.culprits[0]?.holds, 'LOCK TABLES WRITE on app.t');
+
+  const otherFlush = row(40, 'Sleep', 50, '', null, 'backup');
+  const ftwrl = [lock(40, 'GLOBAL', 'SHARED'), lock(40, 'COMMIT', 'SHARED'), lock(13, 'GLOBAL', 'SHARED', null, null, false)];
+  assert.equal(adviseOnLockWait(explainWait([flush, otherFlush], ftwrl, 13, OURS, PERFORMANCE_SCHEMA), CONTEXT)?.cause, 'other_backup');
+});
