@@ -72,8 +72,8 @@ export interface FreezeProgress {
  */
 export async function freeze(settings: Settings, logger: Logger, abort: AbortSignal, progress: FreezeProgress, early?: HolderProcess): Promise<FreezeResult> {
   // From the moment the agent started us: the time to lock it sees (and freeze_timeout) include our start-up.
-  // process.uptime() rather than performance.timeOrigin, whose module takes ~2 ms to load.
-  // process.uptime() is on the monotonic clock: freeze_timeout is measured there, startedAt is for display.
+  // process.uptime() (monotonic) rather than performance.timeOrigin, whose module takes ~2 ms to load.
+  // freeze_timeout is measured from begunAt on the monotonic clock; startedAt is for status to show.
   const uptimeMs = process.uptime() * 1000;
   const begunAt = monotonic.now() - uptimeMs;
   const startedAt = Date.now() - Math.round(uptimeMs);
