@@ -1,7 +1,7 @@
 /**
  * `vmware-mysql-snapshot doctor`: checks what a freeze needs, for the configured lock mode, without
  * taking any lock: the connection, privileges (with the GRANT that adds the missing ones), the binary
- * log, replica state, run_dir, the log file, coordinates_file, and the installed hooks.
+ * log, replica state, whether the holders of a lock can be named, run_dir, the log file, coordinates_file, and the installed hooks.
  */
 import fs = require('node:fs');
 import path = require('node:path');
@@ -11,6 +11,7 @@ import { firstSupported, parseReplicaStatus, replicaStatusStatements } from '../
 import { probeOnce, thawProbeFor } from '../snapshot/fsthaw';
 import { chooseMode, unsupportedReason, type ServerTraits } from '../server/lockmodes';
 import { type LockMode } from '../config/settings';
+import { lockVisibility } from '../server/blockers';
 import { globalPrivileges, missingPrivileges } from '../server/privileges';
 import { grantStatement, openSession, type Session } from '../server/session';
 import { packageLoads } from '../runtime/packages';
@@ -118,7 +119,19 @@ async function serverChecks(settings: Settings, session: Session): Promise<Check
       : { name: 'binary log', verdict: 'warn', detail: 'off: snapshots record no binary-log position', fix: 'enable log_bin to seed replicas from snapshots' },
   );
   checks.push(await replicaCheck(session, settings));
+  checks.push(await lockHoldersCheck(session));
   return checks;
+}
+
+/** Whether a freeze whose lock waits can name the sessions holding it up (src/server/blockers.ts). */
+async function lockHoldersCheck(session: Session): Promise<Check> {
+  try {
+    const visibility = await lockVisibility(session);
+    if (visibility.source !== null) return { name: 'lock holders', verdict: 'ok', detail: `named when a lock waits, from ${visibility.detail}` };
+    return { name: 'lock holders', verdict: 'warn', detail: `${visibility.detail}: a freeze whose lock waits cannot say who holds it up`, ...(visibility.fix === undefined ? {} : { fix: visibility.fix }) };
+  } catch (error) {
+    return { name: 'lock holders', verdict: 'warn', detail: `cannot tell whether lock holders can be named: ${(error as Error).message}` };
+  }
 }
 
 async function replicaCheck(session: Session, settings: Settings): Promise<Check> {

@@ -12,6 +12,7 @@ import { ThawStartWatch } from './thawstart';
 import { describedSession, openLink, serverError, withSession, type Link, type Session } from '../server/session';
 import { killConnectionIfOurs } from '../server/processlist';
 import { identify, type ProcessIdentity } from '../state/processes';
+import { monotonic } from '../clock';
 import { VERSION } from '../version';
 import { boundStatement, type LockPlan } from '../server/lockmodes';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, RELEASE_SIGNAL, type ReleaseReason, type ToHolder } from './holderstate';
@@ -160,14 +161,14 @@ class Holder {
     this.saveState();
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
-    const startedAt = Date.now();
+    const startedAt = monotonic.now();
     try {
       // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time (set
       // only now: while freeze waits for a quiet moment this connection may idle for long).
       await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}, lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
       this.statementRunning = true;
       for (const statement of plan.lock) {
-        await session.connection.query(boundStatement(statement, plan.boundSeconds - (Date.now() - startedAt) / 1000));
+        await session.connection.query(boundStatement(statement, plan.boundSeconds - (monotonic.now() - startedAt) / 1000));
       }
     } catch (error) {
       this.statementRunning = false;
@@ -177,6 +178,7 @@ class Holder {
     this.statementRunning = false;
     if (this.releasing !== undefined) return; // aborted while the statement ran: its socket is closed
     const lockedAt = Date.now();
+    const waitedMs = Math.round(monotonic.now() - startedAt);
     let coordinates: Coordinates;
     try {
       coordinates = plan.coordinatesFrom === 'log_status' ? await readCoordinatesFromLogStatus(session, request.replication) : await readCoordinates(session, request.replication);
@@ -186,8 +188,9 @@ class Holder {
     }
     this.state = { ...this.state, phase: 'held', lockedAt, coordinates };
     this.saveState();
+    // A Node timer runs on the monotonic clock: a wall-clock step does not move max_lock_time.
     this.expiryTimer = setTimeout(() => void this.stop('expired', `max_lock_time (${maxLockTime} s) reached`), maxLockTime * 1000);
-    void this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
+    void this.send({ type: 'locked', coordinates, lockedAt, waitedMs });
   }
 
   /**

@@ -53,9 +53,10 @@ export async function runOperation(operation: Operation, options: RunOptions = {
       : await runThaw(settings, logger, operation, early);
   } catch (error) {
     const hookError = asHookError(error);
-    const code = report(logger, operation, hookError, error);
+    const lockWait = operation === 'freeze' ? progress.lockWait : undefined;
+    const code = report(logger, operation, hookError, error, lockWait === undefined ? {} : { cause: lockWait.cause, heldUpBy: lockWait.culprits, advice: lockWait.advice, source: lockWait.source });
     const failure: RunRecord = { operation, at: Date.now(), result: 'failed', code: hookError.code, message: hookError.message };
-    if (operation === 'freeze') Object.assign(failure, { attempts: progress.attempts, blockers: progress.blockers });
+    if (operation === 'freeze') Object.assign(failure, { attempts: progress.attempts, blockers: progress.blockers, ...(lockWait === undefined ? {} : { lockWait }) });
     await recordOutcome(settings, logger, failure);
     return code;
   }
@@ -114,6 +115,7 @@ async function runFreeze(settings: Settings, logger: Logger, { scriptArg, agent,
     ...(result.lock ? { lockMode: result.lock.mode } : {}),
     ...(result.coordinates ? { coordinates: result.coordinates } : {}),
     blockers: progress.blockers,
+    ...(progress.lockWait === undefined ? {} : { lockWait: progress.lockWait }),
   }, history);
   return EXIT.ok;
 }
@@ -151,11 +153,12 @@ function asHookError(error: unknown): HookError {
   return error instanceof HookError ? error : new HookError('INTERNAL', `unexpected error: ${(error as Error)?.message ?? String(error)}`, { cause: error });
 }
 
-function report(logger: Logger, operation: string, hookError: HookError, error: unknown = hookError): number {
+/** `fields`: more for the log line (freeze.failed: who held up the lock). */
+function report(logger: Logger, operation: string, hookError: HookError, error: unknown = hookError, fields: Record<string, unknown> = {}): number {
   const event = operation === 'freeze' ? 'freeze.failed' : 'thaw.failed';
   // The stack goes to the log for us, never to the admin's terminal.
   const stack = hookError.code === 'INTERNAL' ? (error as Error)?.stack : undefined;
-  logger.error({ event, code: hookError.code, error: hookError.message, stack }, `${operation} failed: ${hookError.message}`);
+  logger.error({ event, code: hookError.code, error: hookError.message, stack, ...fields }, `${operation} failed: ${hookError.message}`);
   say(2, `${operation} failed: ${hookError.message}\n`);
   return hookError.exitCode;
 }
