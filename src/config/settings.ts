@@ -243,6 +243,14 @@ function configReadError(file: string, error: unknown): HookError {
       { cause: error },
     );
   }
+  if (code === 'UNSAFE_PATH') {
+    return new HookError(
+      'CONFIG',
+      `configuration file ${file} is not safe to read as root: ${(error as Error).message}. ` +
+        `It and every directory above it must belong to root and be writable by nobody else (chown root; chmod go-w)`,
+      { cause: error },
+    );
+  }
   if (code === 'EACCES' || code === 'EPERM') {
     return new HookError(
       'CONFIG',
@@ -272,7 +280,7 @@ function collectSections(entries: readonly OptionEntry[], problems: string[]): M
       continue;
     }
     if (!knownKeys.includes(entry.key)) {
-      problems.push(`${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`);
+      problems.push(unknownOptionProblem(where, entry));
       continue;
     }
     const identity = `${entry.section}\0${entry.key}`;
@@ -294,6 +302,33 @@ function collectSections(entries: readonly OptionEntry[], problems: string[]): M
     sections.set(entry.section, section);
   }
   return sections;
+}
+
+/**
+ * A line such as `password S3cret`, `password: S3cret` or a bare `S3cret` reads as an option whose name
+ * is the secret: the name is shown only when it is a known option's name or one typo away from one.
+ */
+function unknownOptionProblem(where: string, entry: OptionEntry): string {
+  const known = [...KNOWN_KEYS.values()].flat();
+  if (known.includes(entry.key)) return `${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`;
+  const near = known.find((key) => editDistance(key, entry.key) <= 2);
+  if (near !== undefined) return `${where}: unknown option ${entry.key} in [${entry.section}]: did you mean ${near}?`;
+  return (
+    `${where}: not a known option in [${entry.section}] (the line is not shown: it may hold a password); ` +
+    `write KEY = VALUE, known options are ${(KNOWN_KEYS.get(entry.section) ?? []).join(', ')}`
+  );
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 function placementHint(entry: OptionEntry): string {
@@ -384,7 +419,9 @@ function isCredentialKey(key: string): key is CredentialKey {
   return (CREDENTIAL_KEYS as readonly string[]).includes(key);
 }
 
+/** [client] values are never shown: a password typed on the wrong line would be printed. */
 function describeEntry(entry: ValuedEntry): string {
+  if (entry.section === 'client') return `${entry.file}:${entry.line}: ${entry.key}`;
   return `${entry.file}:${entry.line}: ${entry.key} = ${JSON.stringify(entry.value)}`;
 }
 
