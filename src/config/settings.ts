@@ -21,6 +21,8 @@ export interface ClientSettings {
   host?: string;
   port?: number;
   socket?: string;
+  /** The server's RSA public key (PEM), for a password asked in full over TCP (server/authplugins.ts). */
+  serverPublicKeyPath?: string;
 }
 
 export interface Settings {
@@ -172,7 +174,7 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
 type ValuedEntry = OptionEntry & { value: string };
 type Section = ReadonlyMap<string, ValuedEntry>;
 
-const CREDENTIAL_KEYS = ['user', 'password', 'host', 'port', 'socket'] as const;
+const CREDENTIAL_KEYS = ['user', 'password', 'host', 'port', 'socket', 'server_public_key_path'] as const;
 type CredentialKey = (typeof CREDENTIAL_KEYS)[number];
 
 const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
@@ -313,6 +315,8 @@ function unknownOptionProblem(where: string, entry: OptionEntry): string {
   if (known.includes(entry.key)) return `${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`;
   const near = known.find((key) => editDistance(key, entry.key) <= 2);
   if (near !== undefined) return `${where}: unknown option ${entry.key} in [${entry.section}]: did you mean ${near}?`;
+  // Words joined by underscores read as a misspelt option, not as a password.
+  if (/^[a-z]+(?:_[a-z]+)+$/.test(entry.key)) return `${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`;
   return (
     `${where}: not a known option in [${entry.section}] (the line is not shown: it may hold a password); ` +
     `write KEY = VALUE, known options are ${(KNOWN_KEYS.get(entry.section) ?? []).join(', ')}`
@@ -357,6 +361,8 @@ function resolveClient(file: string, ownClient: Section, options: LoadOptions, p
   if (port !== undefined) settings.port = port;
   const socket = validated(merged.get('socket'), parseAbsolutePath, problems);
   if (socket !== undefined) settings.socket = socket;
+  const serverPublicKeyPath = validated(merged.get('server_public_key_path'), parseAbsolutePath, problems);
+  if (serverPublicKeyPath !== undefined) settings.serverPublicKeyPath = serverPublicKeyPath;
 
   return {
     settings,

@@ -281,7 +281,7 @@ test('problems inside the defaults file are reported without their values', () =
   });
   assert.deepEqual(problems, [
     `${DEBIAN}:3: password: unterminated " quote (or text after the closing quote)`,
-    `${DEBIAN}:4: port = "99999" is not a port number: expected an integer from 1 to 65535`,
+    `${DEBIAN}:4: port is not a port number: expected an integer from 1 to 65535`,
   ]);
 });
 
@@ -333,18 +333,18 @@ test('freeze_timeout must not be shorter than lock_wait_timeout', () => {
 
 test('port must be an integer from 1 to 65535', () => {
   for (const bad of ['0', '65536', '-1', '3306.5', 'mysql', '', '3306 tcp']) {
-    assert.match(onlyProblem(`${MINIMAL}port = ${bad}\n`), new RegExp(`^${CONFIG}:4: port = ".*" is not a port number`));
+    assert.match(onlyProblem(`${MINIMAL}port = ${bad}\n`), new RegExp(`^${CONFIG}:4: port is not a port number`));
   }
   assert.equal(load(`${MINIMAL}port = 1\n`).client.port, 1);
   assert.equal(load(`${MINIMAL}port = 65535\n`).client.port, 65535);
 });
 
 test('user and host must not be empty; socket, run_dir and log_file must be absolute', () => {
-  assert.equal(onlyProblem('[client]\nuser =\n'), `${CONFIG}:2: user = "" is empty`);
-  assert.equal(onlyProblem(`${MINIMAL}host = ""\n`), `${CONFIG}:4: host = "" is empty`);
+  assert.equal(onlyProblem('[client]\nuser =\n'), `${CONFIG}:2: user is empty`);
+  assert.equal(onlyProblem(`${MINIMAL}host = ""\n`), `${CONFIG}:4: host is empty`);
   assert.equal(
     onlyProblem(`${MINIMAL}socket = mysqld.sock\n`),
-    `${CONFIG}:4: socket = "mysqld.sock" is not an absolute path: it must start with /`,
+    `${CONFIG}:4: socket is not an absolute path: it must start with /`,
   );
   assert.equal(
     onlyProblem(`${MINIMAL}[snapshot]\nrun_dir = run/here\n`),
@@ -426,13 +426,13 @@ test('all problems are reported together in one error, in the order of the file'
   assert.ok(error.message.startsWith(`configuration file ${CONFIG} has 10 problems:\n  - `));
   assert.deepEqual(problemsOf(text), [
     `${CONFIG}:1: option outside of any [section]`,
-    `${CONFIG}:3: port = "70000" is not a port number: expected an integer from 1 to 65535`,
+    `${CONFIG}:3: port is not a port number: expected an integer from 1 to 65535`,
     `${CONFIG}:4: password: unterminated " quote (or text after the closing quote)`,
     `${CONFIG}:6: lock_wait_timeout = "5s" is not valid: expected a number of seconds greater than 0 and at most 3600, such as 2 or 0.5, without a unit`,
     `${CONFIG}:7: max_lock_time = "-3" is not valid: expected a number of seconds greater than 0 and at most 86400, such as 2 or 0.5, without a unit`,
     `${CONFIG}:8: if_server_down = "maybe" is not valid: expected skip or fail`,
-    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
-    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
+    `${CONFIG}:9: not a known option in [snapshot] (the line is not shown: it may hold a password); write KEY = VALUE, known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
+    `${CONFIG}:10: not a known option in [snapshot] (the line is not shown: it may hold a password); write KEY = VALUE, known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
     `${CONFIG}:12: unknown section [other]: expected [client] or [snapshot]`,
     `${CONFIG}: [client] has no user: set user (and password), or defaults_file = /etc/mysql/debian.cnf`,
   ]);
