@@ -5,6 +5,7 @@
  * spellings differ between MySQL, MariaDB and their versions; columns are matched by name, both spellings.
  */
 import type { RowDataPacket } from 'mysql2/promise';
+import { printable } from './printable';
 import type { Session } from './session';
 import { ER_PARSE_ERROR, firstAccepted } from './statements';
 
@@ -254,5 +255,5 @@ export function describeCoordinates(coordinates: Coordinates | undefined): strin
     const position = channel.sourceLogFile ? `${channel.sourceLogFile}:${channel.sourceLogPosition}` : 'no position';
     parts.push(`${name} ${channel.sourceHost ?? '?'} executed ${position}${channel.gtid ? ` gtid ${channel.gtid}` : ''}`);
   }
-  return parts.join(', ');
+  return printable(parts.join(', '));
 }

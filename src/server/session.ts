@@ -8,6 +8,7 @@ import type { ClientSettings } from '../config/settings';
 import { HookError } from '../errors';
 import { readTrustedFile } from '../safepath';
 import { authPlugins } from './authplugins';
+import { printable } from './printable';
 import { provenSocketPath, provenTcpStream, serverOwners } from './endpoint';
 
 export interface ServerInfo {
@@ -138,10 +139,10 @@ async function readServerInfo(connection: mysql.Connection): Promise<ServerInfo>
   const row = rows[0] ?? {};
   const uptime = Number(status[0]?.['Value'] ?? 0);
   return {
-    version: String(row['version']),
+    version: printable(String(row['version'])),
     isMariaDB: /mariadb/i.test(String(row['version'])),
     connectionId: Number(row['id']),
-    account: String(row['account']),
+    account: printable(String(row['account'])),
     logBin: Number(row['logBin']) === 1,
     startedAt: Math.round((Number(row['now']) - uptime) * 1000),
     datadir: String(row['datadir']),
@@ -161,7 +162,7 @@ function describeTarget(client: ClientSettings): string {
 
 export function connectError(error: unknown, client: ClientSettings): HookError {
   const code = String((error as { code?: unknown }).code);
-  const message = (error as Error).message;
+  const message = printable((error as Error).message);
   if (SERVER_DOWN_CODES.has(code)) {
     return new HookError('SERVER_DOWN', `the server is not running (${describeTarget(client)}: ${code})`, { cause: error });
   }
@@ -181,7 +182,7 @@ export function connectError(error: unknown, client: ClientSettings): HookError 
 export function serverError(error: unknown, doing: string, account?: string): HookError {
   if (error instanceof HookError) return error;
   const errno = (error as { errno?: unknown }).errno;
-  const message = (error as Error).message;
+  const message = printable((error as Error).message);
   if (isConnectionLost(error)) {
     return new HookError('SERVER', `lost the connection to the server while ${doing} (${message}): is it restarting?`, { cause: error });
   }

@@ -12,6 +12,7 @@ import { probeReplication, type Coordinates, type ReplicationProbe } from '../se
 import { startHolder, type HolderEvent, type HolderProcess } from './holderprocess';
 import { chooseMode, lockPlan, unsupportedReason, type LockPlan, type ServerTraits } from '../server/lockmodes';
 import { type LockMode } from '../config/settings';
+import { printable } from '../server/printable';
 import { checkPrivileges } from '../server/privileges';
 import { holderTag, killConnectionIfOurs, readProcesslist } from '../server/processlist';
 import { isServerDown, openSession, serverError, type Session } from '../server/session';
@@ -184,7 +185,7 @@ async function stopAppliersLogged(session: Session, logger: Logger, deadline: nu
   if (stopped.leftRunning) {
     logger.warn({ event: 'replica.applier', channels: stopped.channels }, 'the replica applier kept temporary tables open until freeze_timeout: left running');
   } else {
-    logger.info({ event: 'replica.applier', channels: stopped.channels }, `stopped the replica applier (${stopped.channels.map((name) => name || 'default').join(', ')}) until the release`);
+    logger.info({ event: 'replica.applier', channels: stopped.channels }, `stopped the replica applier (${stopped.channels.map((name) => printable(name) || 'default').join(', ')}) until the release`);
   }
   return stopped.restart;
 }
