@@ -14,7 +14,7 @@ import { type LockMode } from '../config/settings';
 import { globalPrivileges, missingPrivileges } from '../server/privileges';
 import { grantStatement, openSession, type Session } from '../server/session';
 import { packageLoads } from '../runtime/packages';
-import { checkRunDir, runDirExists } from '../state/statedir';
+import { checkParentDirectories, checkRunDir, runDirExists } from '../state/statedir';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -58,6 +58,7 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
   }
   checks.push(runDirCheck(settings), logFileCheck(settings));
   if (settings.coordinatesFile !== null) checks.push(coordinatesFileCheck(settings.coordinatesFile));
+  checks.push(...writtenFileChecks(settings));
   checks.push(hooksCheck());
   const executable = executableCheck();
   if (executable !== undefined) checks.push(executable);
@@ -145,9 +146,25 @@ function runDirCheck(settings: Settings): Check {
   }
 }
 
+/** history_file and metrics_file: their directories must be ours alone (as every file root writes). */
+function writtenFileChecks(settings: Settings): Check[] {
+  const files: Array<[string, string | null]> = [['history_file', settings.historyFile], ['metrics_file', settings.metricsFile]];
+  return files.flatMap(([name, file]): Check[] => {
+    if (file === null) return [];
+    if (!fs.existsSync(path.dirname(file))) return [{ name, verdict: 'ok', detail: `${file} (its directory is created at the first freeze)` }];
+    try {
+      checkParentDirectories(file, name);
+      return [{ name, verdict: 'ok', detail: file }];
+    } catch (error) {
+      return [{ name, verdict: 'fail', detail: (error as Error).message }];
+    }
+  });
+}
+
 function logFileCheck(settings: Settings): Check {
   const target = fs.existsSync(settings.logFile) ? settings.logFile : path.dirname(settings.logFile);
   try {
+    checkParentDirectories(settings.logFile, 'log_file');
     fs.accessSync(target, fs.constants.W_OK);
     const stat = fs.lstatSync(settings.logFile, { throwIfNoEntry: false });
     if (stat !== undefined && !stat.isFile()) throw new Error(`${settings.logFile} is not a regular file`);
@@ -159,6 +176,7 @@ function logFileCheck(settings: Settings): Check {
 
 function coordinatesFileCheck(file: string): Check {
   try {
+    checkParentDirectories(file, 'coordinates_file');
     fs.accessSync(path.dirname(file), fs.constants.W_OK);
     return { name: 'coordinates_file', verdict: 'ok', detail: file };
   } catch (error) {
