@@ -129,6 +129,8 @@ export function readTrustedFile(file: string, owners: readonly number[] = truste
 export function listTrustedDirectory(directory: string, owners: readonly number[] = trustedOwners()): string[] {
   const realPath = fs.realpathSync(directory);
   checkDirectoryChain(realPath, owners);
+  // Others may add names to a sticky directory (/tmp), and here every name is read.
+  if ((fs.lstatSync(realPath).mode & 0o022) !== 0) throw new UnsafePathError(`${realPath} is writable by group or others, so another user could add files to it`);
   return fs.readdirSync(realPath).map((name) => path.join(realPath, name));
 }
 
