@@ -16,6 +16,11 @@ export class UnsafePathError extends Error {
   readonly code = 'UNSAFE_PATH';
 }
 
+/** The command that makes `name` safe, given why it is not. */
+function fixFor(name: string, stat: fs.Stats): string {
+  return stat.uid !== 0 && !trustedOwners().includes(stat.uid) ? `chown root ${name}` : `chmod go-w ${name}`;
+}
+
 /** Root, and the user we run as. */
 export function trustedOwners(): number[] {
   const uid = process.geteuid?.() ?? 0;
@@ -53,7 +58,7 @@ export function checkDirectoryChain(directory: string, owners: readonly number[]
     if (stat.isSymbolicLink()) throw new UnsafePathError(`${current} is a symlink (on the way to ${resolved}): give the real path, ${realPathOr(current)}`);
     if (!stat.isDirectory()) throw new UnsafePathError(`${current} is not a directory (on the way to ${resolved})`);
     const problem = ownershipProblem(current, stat, owners);
-    if (problem !== undefined) throw new UnsafePathError(`${problem}, so another user could replace what is under it (${resolved})`);
+    if (problem !== undefined) throw new UnsafePathError(`${problem}, so another user could replace what is under it (${resolved}): ${fixFor(current, stat)}`);
   }
 }
 
@@ -138,5 +143,5 @@ function checkOpened(fd: number, file: string, owners: readonly number[]): void 
   const stat = fs.fstatSync(fd);
   if (!stat.isFile()) throw new UnsafePathError(`${file} is not a regular file`);
   const problem = ownershipProblem(file, stat, owners);
-  if (problem !== undefined) throw new UnsafePathError(`${problem}, so that user could change what this root process does`);
+  if (problem !== undefined) throw new UnsafePathError(`${problem}, so that user could change what this root process does: ${fixFor(file, stat)}`);
 }

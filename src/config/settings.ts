@@ -248,8 +248,8 @@ function configReadError(file: string, error: unknown): HookError {
   if (code === 'UNSAFE_PATH') {
     return new HookError(
       'CONFIG',
-      `configuration file ${file} is not safe to read as root: ${(error as Error).message}. ` +
-        `It and every directory above it must belong to root and be writable by nobody else (chown root; chmod go-w)`,
+      `configuration file ${file} is not safe to read as root: ${(error as Error).message} ` +
+        '(it and every directory above it must belong to root and be writable by nobody else)',
       { cause: error },
     );
   }

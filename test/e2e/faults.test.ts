@@ -1113,15 +1113,15 @@ for (const variant of ['world-writable', 'owned by another user'] as const) {
     else fs.chownSync(setup.configFile, NOBODY, NOBODY);
     const fix =
       variant === 'world-writable'
-        ? `${setup.configFile}: writable by group or others (mode 0666), so anyone could change what this root hook does: chmod 600 ${setup.configFile}`
-        : `${setup.configFile}: owned by uid 65534, not by root, so that user could change what this root hook does: chown root ${setup.configFile}`;
+        ? `${setup.configFile} is writable by group or others (mode 0666), so that user could change what this root process does: chmod go-w ${setup.configFile}`
+        : `${setup.configFile} is owned by uid 65534, not by uid 0, so that user could change what this root process does: chown root ${setup.configFile}`;
     for (const [name, args, operation] of [
       ['pre-freeze-script', ['freeze'], 'freeze'],
       ['post-thaw-script', ['thaw'], 'thaw'],
     ] as const) {
       const result = await runHook(setup, name, [...args]);
       assert.equal(result.code, 2, `${operation}: ${result.stdout}${result.stderr}`);
-      assert.equal(result.stderr, `${operation} failed: configuration file ${setup.configFile} has 1 problem:\n  - ${fix}\n`);
+      assert.equal(result.stderr, `${operation} failed: configuration file ${setup.configFile} is not safe to read as root: ${fix} (it and every directory above it must belong to root and be writable by nobody else)\n`);
       assert.equal(result.stdout, '');
     }
     assert.equal(fs.existsSync(setup.runDir), false, 'no run directory was created');
