@@ -562,3 +562,16 @@ test('loadSettings reads real files by default, including the defaults file', ()
     fs.rmSync(directory, { recursive: true, force: true });
   }
 });
+
+test('a line that may hold a password is reported by file, line and key only, never by its text', () => {
+  for (const line of ['password: S3cretXyz', 'password S3cretXyz', 'S3cretXyz', 'pass"word = S3cretXyz']) {
+    const problem = onlyProblem(`[client]\nuser = backup\n${line}\n`);
+    assert.match(problem, /^\/etc\/vmware-mysql-snapshot\.cnf:3: /, problem);
+    assert.equal(problem.toLowerCase().includes('s3cretxyz'), false, problem);
+  }
+  for (const line of ['port = S3cretXyz', 'host = ""', 'socket = S3cretXyz']) {
+    const problem = onlyProblem(`[client]\nuser = backup\n${line}\n`);
+    assert.equal(problem.toLowerCase().includes('s3cretxyz'), false, problem);
+  }
+  assert.match(onlyProblem(`${MINIMAL}[snapshot]\nlock_wiat_timeout = 2\n`), /unknown option lock_wiat_timeout in \[snapshot\]: did you mean lock_wait_timeout\?/);
+});
