@@ -1,7 +1,7 @@
 /**
  * `vmware-mysql-snapshot doctor`: checks what a freeze needs, for the configured lock mode, without
  * taking any lock: the connection, privileges (with the GRANT that adds the missing ones), the binary
- * log, replica state, run_dir, the log file, coordinates_file, and the installed hooks.
+ * log, replica state, whether the holders of a lock can be named, run_dir, the log file, coordinates_file, and the installed hooks.
  */
 import fs = require('node:fs');
 import path = require('node:path');
@@ -11,10 +11,12 @@ import { firstSupported, parseReplicaStatus, replicaStatusStatements } from '../
 import { probeOnce, thawProbeFor } from '../snapshot/fsthaw';
 import { chooseMode, unsupportedReason, type ServerTraits } from '../server/lockmodes';
 import { type LockMode } from '../config/settings';
+import { lockVisibility } from '../server/blockers';
 import { globalPrivileges, missingPrivileges } from '../server/privileges';
 import { grantStatement, openSession, type Session } from '../server/session';
 import { packageLoads } from '../runtime/packages';
 import { checkParentDirectories, checkRunDir, runDirExists } from '../state/statedir';
+import { agentChecks } from './agentbudget';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -59,7 +61,10 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
   checks.push(runDirCheck(settings), logFileCheck(settings));
   if (settings.coordinatesFile !== null) checks.push(coordinatesFileCheck(settings.coordinatesFile));
   checks.push(...writtenFileChecks(settings));
-  checks.push(hooksCheck());
+  const agents = agentChecks(settings);
+  const hooks = hooksCheck();
+  // The other agents' scripts are not links to us: their checks below say what is installed.
+  checks.push(agents.length > 0 && hooks.detail === 'none installed' ? { name: 'hooks', verdict: 'ok', detail: 'no VMware or QEMU hook; other agents below' } : hooks, ...agents);
   const executable = executableCheck();
   if (executable !== undefined) checks.push(executable);
   return checks;
@@ -115,7 +120,19 @@ async function serverChecks(settings: Settings, session: Session): Promise<Check
       : { name: 'binary log', verdict: 'warn', detail: 'off: snapshots record no binary-log position', fix: 'enable log_bin to seed replicas from snapshots' },
   );
   checks.push(await replicaCheck(session, settings));
+  checks.push(await lockHoldersCheck(session));
   return checks;
+}
+
+/** Whether a freeze whose lock waits can name the sessions holding it up (src/server/blockers.ts). */
+async function lockHoldersCheck(session: Session): Promise<Check> {
+  try {
+    const visibility = await lockVisibility(session);
+    if (visibility.source !== null) return { name: 'lock holders', verdict: 'ok', detail: `named when a lock waits, from ${visibility.detail}` };
+    return { name: 'lock holders', verdict: 'warn', detail: `${visibility.detail}: a freeze whose lock waits cannot say who holds it up`, ...(visibility.fix === undefined ? {} : { fix: visibility.fix }) };
+  } catch (error) {
+    return { name: 'lock holders', verdict: 'warn', detail: `cannot tell whether lock holders can be named: ${(error as Error).message}` };
+  }
 }
 
 async function replicaCheck(session: Session, settings: Settings): Promise<Check> {

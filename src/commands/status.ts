@@ -5,7 +5,7 @@
  */
 import type { Settings } from '../config/settings';
 import { describeCoordinates } from '../server/coordinates';
-import { readHistory, type History, type RunRecord } from '../state/history';
+import { readHistory, type History, type LockWaitSummary, type RunRecord } from '../state/history';
 import { isSameProcess, type ProcessIdentity } from '../state/processes';
 import { heldMs, isOurHolderState, type HolderState } from '../snapshot/holderstate';
 import { PROGRESS_FILE, readJson, runDirExists, STATE_FILE, type ReadResult } from '../state/statedir';
@@ -18,6 +18,8 @@ export interface FreezeInProgress {
   phase: 'waiting' | 'locking';
   attempts: number;
   blockers: Array<{ thread: number; user: string; seconds: number; statement: string }>;
+  /** who holds up the lock statement (or a statement we wait for), when last looked up */
+  lockWait?: LockWaitSummary;
 }
 
 export interface StatusReport {
@@ -86,6 +88,7 @@ export function formatStatus(report: StatusReport, now = Date.now()): string {
       const what = report.phase === 'waiting' ? 'waiting for a quiet moment' : 'taking the lock';
       lines.push(`${what}: freeze pid ${freeze?.identity.pid ?? '?'} started ${time(freeze?.startedAt)} (${seconds(freeze ? now - freeze.startedAt : null)} ago), ${freeze?.attempts ?? 0} attempt(s)`);
       for (const blocker of freeze?.blockers.slice(-3) ?? []) lines.push(`  blocked by thread ${blocker.thread} (${blocker.user}, ${blocker.seconds.toFixed(0)} s): ${blocker.statement}`);
+      if (freeze?.lockWait !== undefined) lines.push(`  held up: ${freeze.lockWait.summary}`, `  advice: ${freeze.lockWait.advice}`);
       break;
     }
     case 'released':
@@ -109,6 +112,7 @@ export function describeRun(run: RunRecord): string {
   if (typeof run.holdMs === 'number') parts.push(`held ${seconds(run.holdMs)}${run.releasedAtFilesystemThaw === true ? ', to the filesystem thaw' : ''}`);
   if (run.coordinates && run.result === 'locked') parts.push(describeCoordinates(run.coordinates));
   if (run.blockers && run.blockers.length > 0) parts.push(`waited for ${run.blockers.map((blocker) => `thread ${blocker.thread} (${blocker.user}, ${blocker.seconds.toFixed(0)} s)`).join(', ')}`);
+  if (run.lockWait !== undefined && run.result === 'locked') parts.push(`lock wait: ${run.lockWait.summary}`);
   if (run.message && run.result !== 'locked') parts.push(run.message);
   return parts.join('; ');
 }

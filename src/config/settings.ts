@@ -5,6 +5,7 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { HookError } from '../errors';
+import { profileById, type AgentId } from '../agents/profiles';
 import { describeReadError, errorCode, readOptionFile, type OptionEntry, type ParsedOptions } from './optionfile';
 
 /** The lock modes (server/lockmodes.ts says what each takes); `auto` picks one per server. */
@@ -35,8 +36,10 @@ export interface Settings {
   longQueryTime: number;
   /** Seconds, > 0. */
   maxLockTime: number;
-  /** Seconds, > 0. */
+  /** Seconds, > 0: the configured value, else the calling agent's default (withAgentDefaults), else 300. */
   freezeTimeout: number;
+  /** Whether the configuration sets freeze_timeout (an agent's default applies only when it does not). */
+  freezeTimeoutSet: boolean;
   /** Absolute path. */
   runDir: string;
   /** Absolute path. */
@@ -123,6 +126,7 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
     longQueryTime: readDuration(snapshot, 'long_query_time', DEFAULTS.longQueryTime, problems),
     maxLockTime: readDuration(snapshot, 'max_lock_time', DEFAULTS.maxLockTime, problems),
     freezeTimeout,
+    freezeTimeoutSet: snapshot.has('freeze_timeout'),
     runDir: readAbsolutePath(snapshot, 'run_dir', DEFAULTS.runDir, problems),
     logFile: readAbsolutePath(snapshot, 'log_file', DEFAULTS.logFile, problems),
     ignoreCommands: readList(snapshot, 'ignore_commands'),
@@ -169,6 +173,15 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
   }
   settings.warnings = safety.warnings;
   return settings;
+}
+
+/**
+ * The settings for a hook run by `agent`: freeze_timeout, when the configuration does not set it, is the
+ * agent's default, which leaves the freeze time to end before the agent gives up on it.
+ */
+export function withAgentDefaults(settings: Settings, agent: AgentId | undefined): Settings {
+  if (agent === undefined || settings.freezeTimeoutSet) return settings;
+  return { ...settings, freezeTimeout: profileById(agent).defaultFreezeTimeout };
 }
 
 type ValuedEntry = OptionEntry & { value: string };

@@ -8,9 +8,11 @@ import path = require('node:path');
 import { Channel } from './channel';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from '../server/coordinates';
 import { ThawWatch } from './fsthaw';
+import { ThawStartWatch } from './thawstart';
 import { describedSession, openLink, serverError, withSession, type Link, type Session } from '../server/session';
 import { killConnectionIfOurs } from '../server/processlist';
 import { identify, type ProcessIdentity } from '../state/processes';
+import { monotonic } from '../clock';
 import { VERSION } from '../version';
 import { boundStatement, type LockPlan } from '../server/lockmodes';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, RELEASE_SIGNAL, type ReleaseReason, type ToHolder } from './holderstate';
@@ -72,6 +74,7 @@ class Holder {
   private releasing: Promise<void> | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private thawWatch: ThawWatch | undefined;
+  private thawStartWatch: ThawStartWatch | undefined;
   /** why the watch for the filesystem thaw ended without one (logged after the release) */
   private thawWatchProblem: string | undefined;
   private resolveDone: (code: number) => void = () => {};
@@ -102,6 +105,7 @@ class Holder {
           // The channel ends when freeze exits, a moment from now: from here that is no reason to release.
           this.acknowledged = true;
           this.watchForThaw();
+          this.watchForThawStart();
         } else if (message.type === 'abort') {
           void this.stop('aborted', 'freeze aborted');
         }
@@ -157,14 +161,14 @@ class Holder {
     this.saveState();
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
-    const startedAt = Date.now();
+    const startedAt = monotonic.now();
     try {
       // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time (set
       // only now: while freeze waits for a quiet moment this connection may idle for long).
       await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}, lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
       this.statementRunning = true;
       for (const statement of plan.lock) {
-        await session.connection.query(boundStatement(statement, plan.boundSeconds - (Date.now() - startedAt) / 1000));
+        await session.connection.query(boundStatement(statement, plan.boundSeconds - (monotonic.now() - startedAt) / 1000));
       }
     } catch (error) {
       this.statementRunning = false;
@@ -174,6 +178,7 @@ class Holder {
     this.statementRunning = false;
     if (this.releasing !== undefined) return; // aborted while the statement ran: its socket is closed
     const lockedAt = Date.now();
+    const waitedMs = Math.round(monotonic.now() - startedAt);
     let coordinates: Coordinates;
     try {
       coordinates = plan.coordinatesFrom === 'log_status' ? await readCoordinatesFromLogStatus(session, request.replication) : await readCoordinates(session, request.replication);
@@ -183,8 +188,9 @@ class Holder {
     }
     this.state = { ...this.state, phase: 'held', lockedAt, coordinates };
     this.saveState();
+    // A Node timer runs on the monotonic clock: a wall-clock step does not move max_lock_time.
     this.expiryTimer = setTimeout(() => void this.stop('expired', `max_lock_time (${maxLockTime} s) reached`), maxLockTime * 1000);
-    void this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
+    void this.send({ type: 'locked', coordinates, lockedAt, waitedMs });
   }
 
   /**
@@ -201,6 +207,19 @@ class Holder {
       },
       gaveUp: (why) => (this.thawWatchProblem = why),
     }).start();
+  }
+
+  /**
+   * Where no filesystem is frozen, the hold ends when the agent starts thaw: seen from here at its exec,
+   * not when its runtime is up and asks (src/snapshot/thawstart.ts).
+   */
+  private watchForThawStart(): void {
+    if (this.state.phase !== 'held' || this.releasing !== undefined) return;
+    const watch = new ThawStartWatch(this.start.configFile, (start) => {
+      this.state = { ...this.state, thawStart: start };
+      void this.stop('thaw_started', `${start.name} ${start.operation} started (pid ${start.pid})`);
+    });
+    if (watch.start()) this.thawStartWatch = watch;
   }
 
   private async fail(error: unknown, timedOut: boolean): Promise<void> {
@@ -225,6 +244,7 @@ class Holder {
   private async release(reason: ReleaseReason, detail: string): Promise<void> {
     clearTimeout(this.expiryTimer);
     this.thawWatch?.stop();
+    this.thawStartWatch?.stop();
     const wasHeld = this.state.phase === 'held';
     let phase: HolderState['phase'] = reason === 'expired' ? 'expired' : reason === 'lost' ? 'lost' : wasHeld ? 'released' : 'aborted';
     if (wasHeld && reason !== 'lost') {

@@ -9,6 +9,7 @@
  *                       <-------   locked | failed
  *   ack                ------->    from now on outlives freeze (without it, it releases when freeze goes)
  */
+import path = require('node:path');
 import type { Settings } from '../config/settings';
 import { Channel } from './channel';
 import { identify, stopProcess } from '../state/processes';
@@ -138,6 +139,7 @@ export function startHolder(settings: Settings, attempt: number, spawned: Holder
       maxLockTime: settings.maxLockTime,
       runDir: settings.runDir,
       logFile: settings.logFile,
+      configFile: path.resolve(settings.file),
       freezePid: process.pid,
       attempt,
     },

@@ -12,13 +12,17 @@ import type { LockMode } from '../config/settings';
 import type { LockPlan } from '../server/lockmodes';
 import type { Coordinates, ReplicationProbe } from '../server/coordinates';
 import type { FilesystemFreeze } from './fsthaw';
+import type { ThawStart } from './thawstart';
 import type { ConnectionProof, ServerInfo } from '../server/session';
 import type { ProcessIdentity } from '../state/processes';
 
 export type HolderPhase = 'locking' | 'held' | 'released' | 'expired' | 'lost' | 'aborted';
 
-/** requested: by thaw or freezeFail (RELEASE_SIGNAL); filesystem_thaw: see src/snapshot/fsthaw.ts */
-export type ReleaseReason = 'requested' | 'filesystem_thaw' | 'expired' | 'lost' | 'aborted';
+/**
+ * requested: by thaw or freezeFail (RELEASE_SIGNAL); thaw_started: thaw's exec seen (thawstart.ts);
+ * filesystem_thaw: see fsthaw.ts
+ */
+export type ReleaseReason = 'requested' | 'thaw_started' | 'filesystem_thaw' | 'expired' | 'lost' | 'aborted';
 
 /** How thaw and freezeFail ask the holder to release (SIGUSR1 would start Node's inspector). */
 export const RELEASE_SIGNAL: NodeJS.Signals = 'SIGUSR2';
@@ -44,6 +48,8 @@ export interface HolderState {
   thawProbe?: string;
   /** the freeze of that filesystem, seen while the lock was held */
   filesystemFreeze?: FilesystemFreeze;
+  /** the thaw whose start ended the hold (releaseReason thaw_started) */
+  thawStart?: ThawStart;
 }
 
 /** What thaw made of a holder's state, kept as last.json for `status`. */
@@ -103,6 +109,8 @@ export interface HolderStart {
   maxLockTime: number;
   runDir: string;
   logFile: string;
+  /** freeze's configuration file, absolute: a thaw for the same one ends the hold at its start (thawstart.ts) */
+  configFile: string;
   freezePid: number;
   attempt: number;
 }

@@ -120,8 +120,10 @@ function judge(logger: Logger, operation: string, state: HolderState, wasAlive: 
   return { outcome: 'released', heldMs: held, state };
 }
 
-/** "released after 840 ms", and for a release at the filesystem thaw, when that was. */
+/** "released after 840 ms", and for a release at the filesystem thaw or at thaw's start, when that was. */
 export function releasedText(state: HolderState | undefined, held: number | null, now = Date.now()): string {
+  const start = state?.releaseReason === 'thaw_started' ? state.thawStart : undefined;
+  if (start !== undefined) return `released after ${held} ms, as ${start.name} ${start.operation} started (pid ${start.pid}, ${Math.max(0, now - start.seenAt)} ms ago)`;
   const freeze = state?.releaseReason === 'filesystem_thaw' ? state.filesystemFreeze : undefined;
   if (freeze === undefined) return `released after ${held} ms`;
   return `released after ${held} ms, when the filesystem of ${freeze.directory} thawed (${Math.max(0, now - freeze.thawedAt)} ms ago)`;

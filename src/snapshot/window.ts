@@ -2,7 +2,7 @@
  * "Is this a quiet moment?": which processlist threads would hold up FLUSH TABLES WITH READ LOCK for
  * longer than we accept. A pure function of the rows, so that it carries the unit tests.
  */
-import { printable } from '../server/printable';
+import { serverText } from '../server/blockers';
 import type { ProcessRow } from '../server/processlist';
 
 export type { ProcessRow };
@@ -80,9 +80,7 @@ export function blockerKey(row: ProcessRow): string {
 
 /** Statement text for the log and the terminal: one line, bounded, control characters escaped. */
 export function statementPreview(info: string | null, limit = 200): string {
-  if (info === null) return '';
-  const oneLine = printable(info.replace(/\s+/g, ' ').trim());
-  return oneLine.length > limit ? `${oneLine.slice(0, limit)}…` : oneLine;
+  return serverText(info, limit);
 }
 
 function lower(text: string): string {

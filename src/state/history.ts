@@ -19,6 +19,17 @@ export interface BlockerSummary {
   statement: string;
 }
 
+/** Who held up the lock (or a statement freeze waited for), and the advice given: see src/snapshot/lockadvice.ts. */
+export interface LockWaitSummary {
+  cause: string;
+  summary: string;
+  advice: string;
+  /** where the holders were read: performance_schema, metadata_lock_info, or null (none available) */
+  source: string | null;
+  /** the sessions at the root of the wait */
+  culprits: Array<{ thread: number; user: string; host: string; seconds: number; cause: string; holds: string }>;
+}
+
 export interface RunRecord {
   operation: 'freeze' | 'thaw' | 'freezeFail';
   /** epoch ms when the operation ended */
@@ -35,6 +46,7 @@ export interface RunRecord {
   releasedAtFilesystemThaw?: boolean;
   expired?: boolean;
   blockers?: BlockerSummary[];
+  lockWait?: LockWaitSummary;
 }
 
 export interface History {

@@ -133,3 +133,20 @@ test('status: while a freeze runs, its phase wins over the state an abandoned at
   assert.equal(report.phase, 'waiting');
   assert.equal(report.freeze?.attempts, 1);
 });
+
+test('status: while a freeze waits, who holds up the lock and the advice; a run held up and then locked says so', async () => {
+  const { formatStatus, describeRun } = await import('../../src/commands/status');
+  const lockWait = {
+    cause: 'idle_lock_tables',
+    summary: 'our lock statement (thread 9) waited 1.0 s (Waiting for backup lock), held up by thread 5 (batch@web1, idle 300 s) holding LOCK TABLES WRITE on app.t',
+    advice: 'thread 5 (batch@web1, idle 300 s) must end its LOCK TABLES (UNLOCK TABLES, or disconnect) or be killed (KILL 5); waiting longer cannot help',
+    source: 'metadata_lock_info',
+    culprits: [{ thread: 5, user: 'batch', host: 'web1', seconds: 300, cause: 'idle_lock_tables', holds: 'LOCK TABLES WRITE on app.t' }],
+  };
+  const waiting = idle({ phase: 'locking', freeze: { identity: { pid: 42, startTime: '1', name: 'pre-freeze-script', exe: '/x' }, startedAt: NOW - 2000, phase: 'locking', attempts: 1, blockers: [], lockWait } });
+  const text = formatStatus(waiting, NOW);
+  assert.match(text, /^taking the lock: freeze pid 42/m);
+  assert.match(text, /^ {2}held up: our lock statement \(thread 9\) .* held up by thread 5 \(batch@web1, idle 300 s\) holding LOCK TABLES WRITE on app\.t$/m);
+  assert.match(text, /^ {2}advice: thread 5 .* or be killed \(KILL 5\); waiting longer cannot help$/m);
+  assert.match(describeRun({ ...locked(NOW), lockWait }), /; lock wait: our lock statement \(thread 9\)/);
+});

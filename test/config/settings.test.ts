@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HookError } from '../../src/errors';
+import { withAgentDefaults } from '../../src/config/settings';
 import {
   CONFIG_ENV,
   DEFAULT_CONFIG_FILE,
@@ -118,6 +119,7 @@ test('a minimal file gets every default', () => {
     longQueryTime: 1,
     maxLockTime: 60,
     freezeTimeout: 300,
+    freezeTimeoutSet: false,
     runDir: '/run/vmware-mysql-snapshot',
     logFile: '/var/log/vmware-mysql-snapshot.log',
     ignoreCommands: [],
@@ -561,6 +563,19 @@ test('loadSettings reads real files by default, including the defaults file', ()
   } finally {
     fs.rmSync(directory, { recursive: true, force: true });
   }
+});
+
+test('freeze_timeout: the calling agent default applies only when the configuration sets none', () => {
+  const unset = load(MINIMAL);
+  assert.equal(unset.freezeTimeoutSet, false);
+  assert.equal(withAgentDefaults(unset, 'aws').freezeTimeout, 6);
+  assert.equal(withAgentDefaults(unset, 'gcp').freezeTimeout, 45);
+  assert.equal(withAgentDefaults(unset, 'azure').freezeTimeout, 20);
+  assert.equal(withAgentDefaults(unset, 'vmware').freezeTimeout, 300);
+  assert.equal(withAgentDefaults(unset, undefined).freezeTimeout, 300);
+  const set = load(`${MINIMAL}[snapshot]\nfreeze_timeout = 300\n`);
+  assert.equal(set.freezeTimeoutSet, true);
+  assert.equal(withAgentDefaults(set, 'aws').freezeTimeout, 300, 'a configured value wins, even the default one');
 });
 
 test('a line that may hold a password is reported by file, line and key only, never by its text', () => {
