@@ -17,6 +17,7 @@ import { holderTag, killConnectionIfOurs, readProcesslist } from '../server/proc
 import { isServerDown, openSession, serverError, type Session } from '../server/session';
 import { stopAppliers } from '../server/replica';
 import { identify, isSameProcess } from '../state/processes';
+import { findClaimants } from '../state/holderclaim';
 import { isOurHolderState, type LastRun } from './holderstate';
 import type { BlockerSummary } from '../state/history';
 import { ensureRunDir, LAST_FILE, PROGRESS_FILE, readJson, removeFile, STATE_FILE, writeJson } from '../state/statedir';
@@ -30,6 +31,8 @@ const RETRY_PAUSE_MS = 1000;
 const HOLDER_CONNECT_MS = 10_000;
 /** How long past lock_wait_timeout we wait for the holder's own answer before abandoning it. */
 const LOCK_ANSWER_GRACE_MS = 500;
+/** Holders that exited before locking (their connection lost, or killed) replaced per freeze before giving up. */
+const MAX_REPLACED_HOLDERS = 3;
 
 export interface FreezeResult {
   outcome: 'locked' | 'skipped';
@@ -138,6 +141,11 @@ function chooseThawProbe(settings: Settings, session: Session, logger: Logger): 
 
 /** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
 function refuseIfHeld(settings: Settings, logger: Logger): void {
+  // A holder of ours that claims run_dir holds (or takes) a lock, whatever its state file says.
+  const claimant = findClaimants(settings.runDir)[0];
+  if (claimant !== undefined) {
+    throw new HookError('BUSY', `a lock is already held or being taken by holder pid ${claimant.pid} (it claims run_dir ${settings.runDir}): run "post-thaw-script thaw" to release it first`);
+  }
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   if (read.kind === 'missing') return;
   if (read.kind === 'untrusted') {
@@ -197,6 +205,7 @@ class Freezer {
   /** the holder for the next attempt, started ahead of it */
   holder: HolderProcess | undefined;
   private attempts = 0;
+  private replaced = 0;
   private lastBlockers: ProcessRow[] = [];
 
   constructor(
@@ -309,6 +318,7 @@ class Freezer {
     if (holder.connectionId === undefined) {
       const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
       if (event.type === 'timeout') return this.abandon(holder, 'the holder did not connect');
+      if (event.type === 'exit' && this.mayReplace()) return this.abandon(holder, `the holder exited before locking (${describeExit(event)}); it is replaced`);
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
     const { connectionId: _, ...server } = this.session.server;
@@ -326,10 +336,18 @@ class Freezer {
         await this.stopHolder(holder);
         return { result: 'timeout' };
       }
+      // E.g. the server closed its idle connection (a short wait_timeout) while we waited for a quiet moment.
+      if (event.type === 'exit' && this.mayReplace()) return await this.abandon(holder, `the holder exited before locking (${describeExit(event)}); it is replaced`);
       return await this.unexpected(holder, event);
     } finally {
       clearTimeout(killTimer);
     }
+  }
+
+  /** A holder that exited before locking is replaced, a few times per freeze (freeze_timeout bounds it too). */
+  private mayReplace(): boolean {
+    this.replaced += 1;
+    return this.replaced <= MAX_REPLACED_HOLDERS;
   }
 
   private async abandon(holder: HolderProcess, why: string): Promise<Attempt> {
@@ -349,7 +367,7 @@ class Freezer {
       case 'spawn-error':
         throw new HookError('INTERNAL', event.message);
       case 'exit':
-        throw new HookError('INTERNAL', `the lock holder exited before locking (${event.signal ?? `exit code ${event.code}`}); nothing is held`);
+        throw new HookError('INTERNAL', `the lock holder exited before locking (${describeExit(event)}), ${MAX_REPLACED_HOLDERS + 1} times; nothing is held`);
       default:
         throw new HookError('INTERNAL', `unexpected message from the lock holder: ${event.type}`);
     }
@@ -423,6 +441,10 @@ class Freezer {
       `no lock within freeze_timeout (${this.settings.freezeTimeout} s) after ${this.attempts} attempt(s)${because}. Raise freeze_timeout or long_query_time, or add the user to ignore_users`,
     );
   }
+}
+
+function describeExit(event: { code: number | null; signal: NodeJS.Signals | null }): string {
+  return event.signal ?? `exit code ${event.code}`;
 }
 
 function abortError(): HookError {

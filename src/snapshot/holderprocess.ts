@@ -136,6 +136,7 @@ export function startHolder(settings: Settings, attempt: number, spawned: Holder
       client: settings.client,
       lockWaitTimeout: settings.lockWaitTimeout,
       maxLockTime: settings.maxLockTime,
+      freezeTimeout: settings.freezeTimeout,
       runDir: settings.runDir,
       logFile: settings.logFile,
       freezePid: process.pid,

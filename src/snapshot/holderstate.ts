@@ -101,6 +101,8 @@ export interface HolderStart {
   client: ClientSettings;
   lockWaitTimeout: number;
   maxLockTime: number;
+  /** how long freeze may wait for a quiet moment: the holder's connection idles that long */
+  freezeTimeout: number;
   runDir: string;
   logFile: string;
   freezePid: number;

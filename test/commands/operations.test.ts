@@ -20,7 +20,7 @@ const locked = (at: number): RunRecord => ({ operation: 'freeze', at, result: 'l
 const released = (at: number, holdMs = 2500): RunRecord => ({ operation: 'thaw', at, result: 'released', holdMs });
 
 function idle(overrides: Partial<StatusReport> = {}): StatusReport {
-  return { phase: 'idle', runDir: '/run/x', freeze: null, current: null, last: [], totals: null, problems: [], ...overrides };
+  return { phase: 'idle', runDir: '/run/x', freeze: null, current: null, unrecorded: [], last: [], totals: null, problems: [], ...overrides };
 }
 
 const options = { maxAgeSeconds: 26 * 3600, maxLockTime: 60, now: NOW };
