@@ -15,7 +15,7 @@ import { identify, type ProcessIdentity } from '../state/processes';
 import { VERSION } from '../version';
 import { boundStatement, type LockPlan } from '../server/lockmodes';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, RELEASE_SIGNAL, type ReleaseReason, type ToHolder } from './holderstate';
-import { STATE_FILE, writeJson } from '../state/statedir';
+import { removeFile, STATE_FILE, writeJson } from '../state/statedir';
 import { claimPath } from '../state/holderclaim';
 import { HookError } from '../errors';
 
@@ -281,7 +281,12 @@ class Holder {
     try {
       this.saveState();
     } catch {
-      // released already; thaw finds us by our claim and reports that it cannot read how the hold ended
+      // Released already. A stale "locking" or "held" record must not outlive us (removing needs no space).
+      try {
+        removeFile(this.start.runDir, STATE_FILE);
+      } catch {
+        // run_dir itself is gone: thaw finds us by our claim while we live, and nothing after
+      }
     }
   }
 
