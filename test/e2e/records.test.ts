@@ -145,6 +145,41 @@ test('1. run_dir on a tiny, nearly full tmpfs: freeze either locks with its stat
   assert.ok(outcomes.some((outcome) => !/ free: locked$/.test(outcome)), 'with no room, freeze fails');
 });
 
+test('1b. run_dir fills up while the holder\'s FLUSH waits behind a long UPDATE: the lock, once taken, cannot be recorded, so the holder releases it and freeze fails naming the file and ENOSPC', { timeout: TEST_TIMEOUT_MS }, async (context) => {
+  const mountPoint = mountTmpfs(context, '256k');
+  if (mountPoint === undefined) return;
+  const runDir = path.join(mountPoint, 'run');
+  // The UPDATE is not "long" (long_query_time 10), so freeze tries at once and its FLUSH waits up to 8 s.
+  const setup = newSetup(context, { runDir, snapshot: { lock_wait_timeout: '8', long_query_time: '10' } });
+  const connection = await server.connect();
+  connection.on('error', () => undefined);
+  const update = connection.query('UPDATE app.t SET v = v + SLEEP(3) WHERE id = 1 /* records.test long update */').then(() => undefined, () => undefined);
+  context.after(async () => {
+    await update;
+    connection.destroy();
+  });
+  await sleep(200);
+  const freeze = spawnCollected(setup, 'pre-freeze-script', ['freeze']);
+  await waitFor('the holder\'s FLUSH to wait behind the UPDATE', async () => {
+    const rows = await server.query<RowDataPacket[]>("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%FLUSH%vmware-mysql-snapshot holder%' AND ID <> CONNECTION_ID()");
+    return rows.length > 0 ? true : undefined;
+  });
+  assert.equal(stateOf(setup)?.['phase'], 'locking', 'the attempt is recorded before the lock is taken');
+  fillLeaving(mountPoint, 0);
+  const result = await closedWithin(freeze, 20_000);
+  await update;
+  assert.equal(result.code, 1, freeze.stderr());
+  assert.match(freeze.stderr(), /cannot record the lock holder's state in \S+\/run\/state\.json \(ENOSPC: no space left on device, write\); nothing is held/);
+  await assertNothingHeld('after the failed freeze');
+  assert.deepEqual(fs.readdirSync(runDir).filter((name) => name.endsWith('.tmp')), [], 'no temporary file is left in run_dir');
+  const aborted = lineOf(readLog(setup), 'lock.aborted');
+  assert.match(String(aborted['msg']), /cannot record the lock holder's state/);
+  fs.rmSync(path.join(mountPoint, 'filler'), { force: true });
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(thawed.code, 0, thawed.stderr);
+  assert.match(thawed.stdout, /nothing was held/);
+});
+
 // ===================================================================================================
 // Invariant 2: thaw never says "nothing was held" while a holder of ours holds
 
