@@ -315,10 +315,17 @@ class Freezer {
   /** One attempt with a started holder: wait until it is connected, tell it to lock, wait for the answer. */
   private async attemptLock(holder: HolderProcess): Promise<Attempt> {
     const settings = this.settings;
+    // E.g. the server closed its idle connection (a short wait_timeout) while we waited for a quiet moment:
+    // it was never told to lock, so it held nothing, and another takes its place.
+    if (holder.hasExited) {
+      const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
+      if (event.type === 'exit' && this.mayReplace()) return this.abandon(holder, `the holder exited before it was told to lock (${describeExit(event)}); it is replaced`);
+      return this.unexpected(holder, event); // its own failure (a refused login...) says more than a retry would
+    }
     if (holder.connectionId === undefined) {
       const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
       if (event.type === 'timeout') return this.abandon(holder, 'the holder did not connect');
-      if (event.type === 'exit' && this.mayReplace()) return this.abandon(holder, `the holder exited before locking (${describeExit(event)}); it is replaced`);
+      if (event.type === 'exit' && this.mayReplace()) return this.abandon(holder, `the holder exited before it was told to lock (${describeExit(event)}); it is replaced`);
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
     const { connectionId: _, ...server } = this.session.server;
@@ -336,8 +343,6 @@ class Freezer {
         await this.stopHolder(holder);
         return { result: 'timeout' };
       }
-      // E.g. the server closed its idle connection (a short wait_timeout) while we waited for a quiet moment.
-      if (event.type === 'exit' && this.mayReplace()) return await this.abandon(holder, `the holder exited before locking (${describeExit(event)}); it is replaced`);
       return await this.unexpected(holder, event);
     } finally {
       clearTimeout(killTimer);
@@ -367,7 +372,7 @@ class Freezer {
       case 'spawn-error':
         throw new HookError('INTERNAL', event.message);
       case 'exit':
-        throw new HookError('INTERNAL', `the lock holder exited before locking (${describeExit(event)}), ${MAX_REPLACED_HOLDERS + 1} times; nothing is held`);
+        throw new HookError('INTERNAL', `the lock holder exited before locking (${describeExit(event)}); nothing is held`);
       default:
         throw new HookError('INTERNAL', `unexpected message from the lock holder: ${event.type}`);
     }

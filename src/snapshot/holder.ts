@@ -16,7 +16,7 @@ import { VERSION } from '../version';
 import { boundStatement, type LockPlan } from '../server/lockmodes';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, RELEASE_SIGNAL, type ReleaseReason, type ToHolder } from './holderstate';
 import { removeFile, STATE_FILE, writeJson } from '../state/statedir';
-import { claimPath } from '../state/holderclaim';
+import { newClaimPath } from '../state/holderclaim';
 import { HookError } from '../errors';
 
 /** ER_LOCK_WAIT_TIMEOUT, ER_STATEMENT_TIMEOUT (MariaDB max_statement_time), ER_QUERY_TIMEOUT (MySQL) */
@@ -371,19 +371,15 @@ class Holder {
   }
 }
 
-/** Listens on run_dir's claim (src/state/holderclaim.ts); a name in use means a holder of that run_dir lives. */
+/** Listens on a new claim of run_dir (src/state/holderclaim.ts). */
 function claimRunDir(runDir: string): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     // Anyone may connect to an abstract socket: nothing is read or answered on it.
     const server = net.createServer((socket) => socket.destroy());
     server.once('error', (error: NodeJS.ErrnoException) => {
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new HookError('BUSY', `another lock holder already holds the lock of run_dir ${runDir}: run "post-thaw-script thaw" to release it first`)
-          : new HookError('INTERNAL', `cannot claim run_dir ${runDir} for the lock holder: ${error.message}`, { cause: error }),
-      );
+      reject(new HookError('INTERNAL', `cannot claim run_dir ${runDir} for the lock holder: ${error.message}`, { cause: error }));
     });
-    server.listen({ path: claimPath(runDir) }, () => {
+    server.listen({ path: newClaimPath(runDir) }, () => {
       server.unref();
       resolve(server);
     });

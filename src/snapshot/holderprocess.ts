@@ -73,6 +73,11 @@ export class HolderProcess {
     return this;
   }
 
+  /** Whether its process has ended (its last messages may still be queued). */
+  get hasExited(): boolean {
+    return this.exited;
+  }
+
   get pid(): number {
     return this.child.pid;
   }

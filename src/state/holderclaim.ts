@@ -1,11 +1,12 @@
 /**
  * A holder's claim on its run_dir, provable without its state file: from the moment it is told to lock
- * until it exits, the holder listens on an abstract Unix socket named after the run_dir (a hash of its
- * path, as given in the configuration). The kernel lets one socket hold a name, and frees it when the
- * process ends, so the name's owner is a live process; /proc/net/unix and /proc/PID/fd tell which one.
- * Whoever finds it still proves the process is ours (this executable, under the holder's name, detached)
- * before it believes or signals it. A state file replaced, removed, or left in a run_dir renamed away
- * changes none of this.
+ * until it exits, the holder listens on an abstract Unix socket whose name starts with a prefix made from
+ * the run_dir (a hash of its path, as given in the configuration) and ends with random bytes. The kernel
+ * frees the name when the process ends, so its owner is a live process; /proc/net/unix and /proc/PID/fd
+ * tell which one. Anyone may bind such a name (abstract sockets have no permissions): the random end
+ * means no one can take a holder's name before it does, and whoever finds a claimant still proves it is
+ * ours (running as us, this executable, under the holder's name, detached) before believing or
+ * signalling it. A state file replaced, removed, or left in a run_dir renamed away changes none of this.
  */
 import crypto = require('node:crypto');
 import fs = require('node:fs');
@@ -13,15 +14,15 @@ import path = require('node:path');
 import { HOLDER_NAME } from '../agents/dispatch';
 import { identify, type ProcessIdentity } from './processes';
 
-/** The abstract socket name (without the leading NUL) that a holder of runDir listens on. */
-export function claimName(runDir: string): string {
+/** The start of the abstract socket names (without the leading NUL) of runDir's holders. */
+export function claimPrefix(runDir: string): string {
   const digest = crypto.createHash('sha256').update(path.resolve(runDir)).digest('hex').slice(0, 32);
-  return `vmware-mysql-snapshot/holder/${digest}`;
+  return `vmware-mysql-snapshot/holder/${digest}/`;
 }
 
-/** The path to give net.Server#listen for the claim (Linux's abstract namespace). */
-export function claimPath(runDir: string): string {
-  return `\0${claimName(runDir)}`;
+/** A new claim's path, for net.Server#listen (Linux's abstract namespace: a leading NUL). */
+export function newClaimPath(runDir: string): string {
+  return `\0${claimPrefix(runDir)}${crypto.randomBytes(12).toString('hex')}`;
 }
 
 /**
@@ -30,21 +31,21 @@ export function claimPath(runDir: string): string {
  * session (freeze starts it detached).
  */
 export function findClaimants(runDir: string): ProcessIdentity[] {
-  const inodes = claimInodes(claimName(runDir));
+  const inodes = claimInodes(claimPrefix(runDir));
   if (inodes.size === 0) return [];
   const found: ProcessIdentity[] = [];
   for (const entry of readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     const identity = identify(pid);
-    if (identity === null || identity.name !== HOLDER_NAME || !isOwnExecutable(identity.exe) || !leadsSession(pid)) continue;
+    if (identity === null || identity.name !== HOLDER_NAME || !isOwnExecutable(identity.exe) || !runsAsUs(pid) || !leadsSession(pid)) continue;
     if (holdsSocket(pid, inodes)) found.push(identity);
   }
   return found;
 }
 
-/** The inodes of the sockets bound to the abstract name (listed as "@name" in /proc/net/unix). */
-function claimInodes(name: string): Set<string> {
+/** The inodes of the sockets bound to abstract names with the prefix (listed as "@name" in /proc/net/unix). */
+function claimInodes(prefix: string): Set<string> {
   const inodes = new Set<string>();
   let table: string;
   try {
@@ -55,7 +56,7 @@ function claimInodes(name: string): Set<string> {
   for (const line of table.split('\n').slice(1)) {
     // Num RefCount Protocol Flags Type St Inode Path
     const fields = line.trim().split(/\s+/);
-    if (fields[7] === `@${name}` && fields[6] !== undefined) inodes.add(fields[6]);
+    if (fields[7]?.startsWith(`@${prefix}`) === true && fields[6] !== undefined) inodes.add(fields[6]);
   }
   return inodes;
 }
@@ -71,6 +72,17 @@ function holdsSocket(pid: number, inodes: ReadonlySet<string>): boolean {
     }
   }
   return false;
+}
+
+/** Real and effective uid (the Uid line of /proc/PID/status) are ours: another user's process is never our holder. */
+function runsAsUs(pid: number): boolean {
+  try {
+    const uids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    const own = String(process.geteuid?.() ?? 0);
+    return uids?.[1] === own && uids[2] === own;
+  } catch {
+    return false;
+  }
 }
 
 /** Field 6 of /proc/PID/stat: the session id, the PID itself for a process started detached. */

@@ -305,7 +305,7 @@ test('5b. the holder\'s connection KILLed while freeze waits for a quiet moment:
   await blocker.done;
   assert.equal(result.code, 0, freeze.stderr());
   const abandoned = lineOf(readLog(setup), 'lock.abandoned');
-  assert.match(String(abandoned['msg']), /the holder exited before locking .*it is replaced/);
+  assert.match(String(abandoned['msg']), /the holder exited before it was told to lock.*it is replaced/);
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
   await assertNothingHeld('after thaw');
