@@ -139,13 +139,19 @@ function chooseThawProbe(settings: Settings, session: Session, logger: Logger): 
   return null;
 }
 
-/** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
+/**
+ * A second freeze while a holder holds (or takes) the lock fails, whether its state names it or only its
+ * claim on run_dir proves it (src/state/holderclaim.ts); state left by a dead holder is cleared.
+ */
 function refuseIfHeld(settings: Settings, logger: Logger): void {
-  // A holder of ours that claims run_dir holds (or takes) a lock, whatever its state file says.
+  clearStateUnlessHeld(settings, logger);
   const claimant = findClaimants(settings.runDir)[0];
   if (claimant !== undefined) {
     throw new HookError('BUSY', `a lock is already held or being taken by holder pid ${claimant.pid} (it claims run_dir ${settings.runDir}): run "post-thaw-script thaw" to release it first`);
   }
+}
+
+function clearStateUnlessHeld(settings: Settings, logger: Logger): void {
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   if (read.kind === 'missing') return;
   if (read.kind === 'untrusted') {

@@ -6,6 +6,7 @@
  * PID is our holder: no socket and no module to load between our start and the writers' release. The
  * answer is the holder's final state, which it writes right after its UNLOCK, before it exits.
  */
+import path = require('node:path');
 import type { Settings } from '../config/settings';
 import type { Operation } from '../agents/dispatch';
 import { HookError } from '../errors';
@@ -67,15 +68,21 @@ export async function thaw(settings: Settings, logger: Logger, operation: Exclud
   }
   const result = await releaseHolder(settings, logger, operation, read.value, early);
   await runLeftovers(settings, logger, result.state ?? read.value);
-  record(settings, operation, result.state ?? read.value, result);
-  if (result.outcome === 'nothing_held') return (await releaseClaimants(settings, logger, operation, 'its state names another holder')) ?? result;
+  record(settings, logger, operation, result.state ?? read.value, result);
+  if (result.outcome === 'nothing_held') return (await releaseClaimants(settings, logger, operation, 'the state in run_dir names a holder that holds nothing')) ?? result;
   return result;
 }
 
 /** last.json for status, and the state removed: only if it is still the state of the holder we acted on. */
-function record(settings: Settings, operation: string, state: HolderState, result: ThawResult): void {
+function record(settings: Settings, logger: Logger, operation: string, state: HolderState, result: ThawResult): void {
   const last: LastRun = { ...state, thaw: { operation, at: Date.now(), outcome: result.outcome } };
-  writeJson(settings.runDir, LAST_FILE, last);
+  try {
+    writeJson(settings.runDir, LAST_FILE, last);
+  } catch (error) {
+    // The lock is released and judged already: a full run_dir only costs status its last run.
+    const file = path.join(settings.runDir, LAST_FILE);
+    logger.warn({ event: 'state.unwritable', file, error: (error as Error).message }, `cannot write ${file}: ${(error as Error).message}`);
+  }
   const now = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   // A freeze that started meanwhile has its own holder and state: never ours to remove.
   if (now.kind === 'ok' && !sameHolder(now.value.holder, state.holder)) return;
@@ -105,7 +112,7 @@ async function releaseClaimants(settings: Settings, logger: Logger, operation: '
     if (final !== undefined) {
       result = judge(logger, operation, final, true);
       await runLeftovers(settings, logger, final);
-      record(settings, operation, final, result);
+      record(settings, logger, operation, final, result);
     } else {
       const problem = `lock holder ${holder.pid} held run_dir's lock although ${why}; it is released, but whether the lock covered the snapshot cannot be told`;
       logger.error({ event: 'thaw.inconsistent', operation, holderPid: holder.pid }, `${operation}: ${problem}; the snapshot may not be consistent`);
