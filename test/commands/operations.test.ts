@@ -133,3 +133,27 @@ test('status: while a freeze runs, its phase wins over the state an abandoned at
   assert.equal(report.phase, 'waiting');
   assert.equal(report.freeze?.attempts, 1);
 });
+
+test('an unreadable history is moved aside before a new one is started, never replaced silently', (context) => {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-history-'));
+  context.after(() => fs.rmSync(directory, { recursive: true, force: true }));
+  const file = path.join(directory, 'history.json');
+  fs.writeFileSync(file, '{"version": 1, "runs": [', { mode: 0o600 });
+  const recorded = recordRun(file, locked(1));
+  assert.ok('history' in recorded && recorded.movedAside !== undefined, 'it says where the old one went');
+  assert.match(recorded.movedAside.reason, /corrupted/);
+  assert.equal(fs.readFileSync(recorded.movedAside.file, 'utf8'), '{"version": 1, "runs": [');
+  assert.equal(path.dirname(recorded.movedAside.file), directory);
+  const read = readHistory(file);
+  assert.ok(read.kind === 'ok');
+  assert.deepEqual(read.value.runs.map((run) => run.at), [1]);
+  const again = recordRun(file, locked(2));
+  assert.ok('history' in again && again.movedAside === undefined, 'a readable history stays where it is');
+});
+
+test('check: a holder that claims run_dir without a readable state is CRITICAL, with what to do', () => {
+  const holder = { pid: 4242, startTime: '1', name: 'pre-freeze-mysql-lock', exe: '/usr/local/sbin/vmware-mysql-snapshot' };
+  const result = evaluate(idle({ phase: 'unknown', unrecorded: [holder] }), history(locked(NOW - HOUR)), options);
+  assert.equal(result.state, 'CRITICAL');
+  assert.match(result.message, /lock holder pid 4242 holds or takes a lock in \/run\/x without a readable state: run "post-thaw-script thaw"/);
+});
