@@ -122,7 +122,7 @@ class Holder {
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       process.on(signal, () => void this.stop('aborted', `received ${signal}`));
     }
-    // thaw's request, sent after it proved from our state that this PID is us
+    // thaw's request, sent after it proved from our state, or our claim on run_dir, that this PID is us
     process.on(RELEASE_SIGNAL, () => void this.stop('requested', 'post-thaw asked'));
     void this.connect();
     return this.done;
@@ -251,7 +251,6 @@ class Holder {
   }
 
   private async release(reason: ReleaseReason, detail: string): Promise<void> {
-
     clearTimeout(this.expiryTimer);
     this.thawWatch?.stop();
     const wasHeld = this.state.phase === 'held';
