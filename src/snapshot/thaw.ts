@@ -11,7 +11,7 @@ import type { Settings } from '../config/settings';
 import type { Operation } from '../agents/dispatch';
 import { HookError } from '../errors';
 import type { Logger } from '../log';
-import { isSameProcess, signalIfSame, stopProcess, waitForExit, type ProcessIdentity } from '../state/processes';
+import { identify, isSameProcess, signalIfSame, stopProcess, waitForExit, type ProcessIdentity } from '../state/processes';
 import { findClaimants } from '../state/holderclaim';
 import { heldMs, isOurHolderState, RELEASE_SIGNAL, type HolderState, type LastRun } from './holderstate';
 import { checkRunDir, LAST_FILE, readJson, removeFile, runDirExists, STATE_FILE, writeJson } from '../state/statedir';
@@ -69,8 +69,15 @@ export async function thaw(settings: Settings, logger: Logger, operation: Exclud
   const result = await releaseHolder(settings, logger, operation, read.value, early);
   await runLeftovers(settings, logger, result.state ?? read.value);
   record(settings, logger, operation, result.state ?? read.value, result);
-  if (result.outcome === 'nothing_held') return (await releaseClaimants(settings, logger, operation, 'the state in run_dir names a holder that holds nothing')) ?? result;
-  return result;
+  // Any other holder of ours still claiming run_dir holds a lock nobody recorded: released too.
+  const why = result.outcome === 'nothing_held' ? 'the state in run_dir names a holder that holds nothing' : `the state in run_dir names holder ${read.value.holder.pid}`;
+  return worse(result, await releaseClaimants(settings, logger, operation, why));
+}
+
+const SEVERITY: Record<ThawResult['outcome'], number> = { nothing_held: 0, released: 1, inconsistent: 2 };
+
+function worse(a: ThawResult, b: ThawResult | undefined): ThawResult {
+  return b !== undefined && SEVERITY[b.outcome] > SEVERITY[a.outcome] ? b : a;
 }
 
 /** last.json for status, and the state removed: only if it is still the state of the holder we acted on. */
@@ -99,7 +106,9 @@ function sameHolder(a: ProcessIdentity, b: ProcessIdentity): boolean {
  * Undefined if there is none.
  */
 async function releaseClaimants(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', why: string): Promise<ThawResult | undefined> {
-  const claimants = findClaimants(settings.runDir);
+  // A holder started after us belongs to a freeze that started after us: never ours to release.
+  const ownStart = Number(identify(process.pid)?.startTime ?? Number.POSITIVE_INFINITY);
+  const claimants = findClaimants(settings.runDir).filter((holder) => Number(holder.startTime) < ownStart);
   let result: ThawResult | undefined;
   for (const holder of claimants) {
     logger.warn({ event: 'thaw.holder_found', holderPid: holder.pid, reason: why }, `found lock holder ${holder.pid} of run_dir ${settings.runDir} although ${why}: releasing it`);
@@ -110,9 +119,10 @@ async function releaseClaimants(settings: Settings, logger: Logger, operation: '
     }
     const final = runDirExists(settings.runDir) ? readFinalState(settings.runDir, holder) : undefined;
     if (final !== undefined) {
-      result = judge(logger, operation, final, true);
+      const judged = judge(logger, operation, final, true);
       await runLeftovers(settings, logger, final);
-      record(settings, logger, operation, final, result);
+      record(settings, logger, operation, final, judged);
+      result = result === undefined ? judged : worse(result, judged);
     } else {
       const problem = `lock holder ${holder.pid} held run_dir's lock although ${why}; it is released, but whether the lock covered the snapshot cannot be told`;
       logger.error({ event: 'thaw.inconsistent', operation, holderPid: holder.pid }, `${operation}: ${problem}; the snapshot may not be consistent`);
