@@ -1,7 +1,7 @@
 /**
  * `vmware-mysql-snapshot doctor`: checks what a freeze needs, for the configured lock mode, without
  * taking any lock: the connection, privileges (with the GRANT that adds the missing ones), the binary
- * log, replica state, whether the holders of a lock can be named, run_dir, the log file, coordinates_file, and the installed hooks.
+ * log, the connections the account may open, replica state, whether the holders of a lock can be named, run_dir, the log file, coordinates_file, and the installed hooks.
  */
 import fs = require('node:fs');
 import path = require('node:path');
@@ -13,7 +13,8 @@ import { chooseMode, unsupportedReason, type ServerTraits } from '../server/lock
 import { type LockMode } from '../config/settings';
 import { lockVisibility } from '../server/blockers';
 import { globalPrivileges, missingPrivileges } from '../server/privileges';
-import { grantStatement, openSession, type Session } from '../server/session';
+import { CONNECTIONS_NEEDED, grantStatement, openSession, type Session } from '../server/session';
+import { connectionLimit, limitTooLow } from '../server/connectionlimit';
 import { packageLoads } from '../runtime/packages';
 import { checkParentDirectories, checkRunDir, runDirExists } from '../state/statedir';
 import { agentChecks } from './agentbudget';
@@ -114,6 +115,7 @@ async function serverChecks(settings: Settings, session: Session): Promise<Check
   } catch (error) {
     checks.push({ name: 'privileges', verdict: 'warn', detail: `cannot read SHOW GRANTS: ${(error as Error).message}` });
   }
+  checks.push(await connectionsCheck(session));
   checks.push(
     session.server.logBin
       ? { name: 'binary log', verdict: 'ok', detail: 'on: the coordinates can seed a replica' }
@@ -132,6 +134,26 @@ async function lockHoldersCheck(session: Session): Promise<Check> {
     return { name: 'lock holders', verdict: 'warn', detail: `${visibility.detail}: a freeze whose lock waits cannot say who holds it up`, ...(visibility.fix === undefined ? {} : { fix: visibility.fix }) };
   } catch (error) {
     return { name: 'lock holders', verdict: 'warn', detail: `cannot tell whether lock holders can be named: ${(error as Error).message}` };
+  }
+}
+
+/** A freeze opens two connections of the account at once: freeze's session and the lock holder's. */
+async function connectionsCheck(session: Session): Promise<Check> {
+  const account = session.server.account;
+  try {
+    const { limit, source } = await connectionLimit(session);
+    const needs = `the hook needs ${CONNECTIONS_NEEDED} connections of ${account} at once (freeze's and the lock holder's)`;
+    if (!limitTooLow(limit)) return { name: 'connections', verdict: 'ok', detail: `${needs}; ${limit === 0 ? 'no limit' : `${source} allows ${limit}`}` };
+    const at = account.lastIndexOf('@');
+    const quoted = at < 0 ? account : `'${account.slice(0, at)}'@'${account.slice(at + 1)}'`;
+    return {
+      name: 'connections',
+      verdict: 'fail',
+      detail: `${source} is ${limit}: ${needs}`,
+      fix: source.startsWith('the account') ? `ALTER USER ${quoted} WITH MAX_USER_CONNECTIONS 0; (or at least ${CONNECTIONS_NEEDED + 1})` : `SET GLOBAL max_user_connections = 0; (and in my.cnf), or give ${account} its own MAX_USER_CONNECTIONS of at least ${CONNECTIONS_NEEDED + 1}`,
+    };
+  } catch (error) {
+    return { name: 'connections', verdict: 'warn', detail: `cannot read max_user_connections (${(error as Error).message}); the hook needs ${CONNECTIONS_NEEDED} connections of ${account} at once` };
   }
 }
 

@@ -48,6 +48,11 @@ export interface ConnectionProof {
 const SERVER_DOWN_CODES = new Set(['ENOENT', 'ECONNREFUSED']);
 const DEFAULT_SOCKET = '/run/mysqld/mysqld.sock';
 
+/** The hook's account needs this many connections at once: freeze's session and the lock holder's (see connectionlimit.ts). */
+export const CONNECTIONS_NEEDED = 2;
+/** ER_TOO_MANY_USER_CONNECTIONS, ER_USER_LIMIT_REACHED: a login refused for the account's connection limit */
+const CONNECTION_LIMIT_ERRNOS = new Set([1203, 1226]);
+
 /**
  * Connects and logs in, and sends no statement: the holder's connection, whose server freeze's session
  * has described (see describedSession). `multipleStatements`: several statements in one query, for the
@@ -172,6 +177,13 @@ export function connectError(error: unknown, client: ClientSettings): HookError 
     return new HookError(
       'ACCESS',
       `the server refused the login (${message}): check user and password in [client] of the configuration file`,
+      { cause: error },
+    );
+  }
+  if (CONNECTION_LIMIT_ERRNOS.has(Number((error as { errno?: unknown }).errno))) {
+    return new HookError(
+      'SERVER',
+      `the server refused a connection of user ${client.user} (${message}): the hook needs ${CONNECTIONS_NEEDED} connections of its account at once (freeze's and the lock holder's); raise the account's MAX_USER_CONNECTIONS or the server's max_user_connections (vmware-mysql-snapshot doctor checks it)`,
       { cause: error },
     );
   }

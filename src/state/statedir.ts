@@ -126,15 +126,25 @@ export function writeFileAtomic(file: string, text: string, options: { mode: num
   const directory = path.dirname(file);
   checkParentDirectories(file, 'file');
   const temporary = path.join(directory, `.${path.basename(file)}.${process.pid}.tmp`);
-  removeFile(directory, path.basename(temporary));
-  const fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, options.mode);
   try {
-    fs.writeSync(fd, text);
-    if (options.durable) fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    removeFile(directory, path.basename(temporary));
+    const fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, options.mode);
+    try {
+      fs.writeSync(fd, text);
+      if (options.durable) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temporary, file);
+  } catch (error) {
+    // A full or read-only filesystem leaves no half-written temporary file behind.
+    try {
+      removeFile(directory, path.basename(temporary));
+    } catch {
+      // the directory itself is unusable: the error below says why
+    }
+    throw error;
   }
-  fs.renameSync(temporary, file);
   if (options.durable) {
     const directoryFd = fs.openSync(directory, O_RDONLY);
     try {

@@ -25,16 +25,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { closedWithin, events, EXECUTABLE, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, readLog, runHook as runHookRaw, spawnCollected, type Spawned } from '../support/hook';
+import { closedWithin, events, EXECUTABLE, HOLDER_MARKER, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, readLog, runHook as runHookRaw, spawnCollected, type Spawned } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
 import { sleep, waitFor } from '../support/wait';
 
 /**
- * Other test files may run their own holders on this machine at the same time. The holder keeps TZ from
- * freeze's environment, so every hook started here carries this marker and the process scan counts only
- * the holders this file started. (A POSIX TZ: zone "VMSFAULTTEST", UTC+0.)
+ * Other test files (and other checkouts running this very file) may run their own holders on this
+ * machine at the same time. The holder keeps TZ from freeze's environment, so every hook started here
+ * carries this process's marker (support/hook.ts: a POSIX TZ with offset 0, unique to this process) and
+ * the process scan counts, and kills, only the holders this run started.
  */
-const MARKER_TZ = 'VMSFAULTTEST0';
+const MARKER_TZ = HOLDER_MARKER;
 const HOLDER_NAME = 'pre-freeze-mysql-lock';
 const TEST_TIMEOUT_MS = 60_000;
 const NOBODY = 65534;
