@@ -1,7 +1,7 @@
 /**
  * `vmware-mysql-snapshot doctor`: checks what a freeze needs, for the configured lock mode, without
  * taking any lock: the connection, privileges (with the GRANT that adds the missing ones), the binary
- * log, replica state, whether the holders of a lock can be named, run_dir, the log file, coordinates_file, and the installed hooks.
+ * log, the connections the account may open, replica state, whether the holders of a lock can be named, run_dir, the log file, coordinates_file, and the installed hooks.
  */
 import fs = require('node:fs');
 import path = require('node:path');
@@ -14,9 +14,10 @@ import { describeGaleraNode, galeraRefusal, gcacheCoverSeconds, isDonorNow, lock
 import { type LockMode } from '../config/settings';
 import { lockVisibility } from '../server/blockers';
 import { globalPrivileges, missingPrivileges } from '../server/privileges';
-import { grantStatement, openSession, type Session } from '../server/session';
+import { CONNECTIONS_NEEDED, grantStatement, openSession, type Session } from '../server/session';
+import { connectionLimit, limitTooLow } from '../server/connectionlimit';
 import { packageLoads } from '../runtime/packages';
-import { checkRunDir, runDirExists } from '../state/statedir';
+import { checkParentDirectories, checkRunDir, runDirExists } from '../state/statedir';
 import { agentChecks } from './agentbudget';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
@@ -61,6 +62,7 @@ export async function runDoctor(settings: Settings): Promise<Check[]> {
   }
   checks.push(runDirCheck(settings), logFileCheck(settings));
   if (settings.coordinatesFile !== null) checks.push(coordinatesFileCheck(settings.coordinatesFile));
+  checks.push(...writtenFileChecks(settings));
   const agents = agentChecks(settings);
   const hooks = hooksCheck();
   // The other agents' scripts are not links to us: their checks below say what is installed.
@@ -116,6 +118,7 @@ async function serverChecks(settings: Settings, session: Session): Promise<Check
   } catch (error) {
     checks.push({ name: 'privileges', verdict: 'warn', detail: `cannot read SHOW GRANTS: ${(error as Error).message}` });
   }
+  checks.push(await connectionsCheck(session));
   checks.push(
     session.server.logBin
       ? { name: 'binary log', verdict: 'ok', detail: 'on: the coordinates can seed a replica' }
@@ -184,6 +187,26 @@ async function lockHoldersCheck(session: Session): Promise<Check> {
   }
 }
 
+/** A freeze opens two connections of the account at once: freeze's session and the lock holder's. */
+async function connectionsCheck(session: Session): Promise<Check> {
+  const account = session.server.account;
+  try {
+    const { limit, source } = await connectionLimit(session);
+    const needs = `the hook needs ${CONNECTIONS_NEEDED} connections of ${account} at once (freeze's and the lock holder's)`;
+    if (!limitTooLow(limit)) return { name: 'connections', verdict: 'ok', detail: `${needs}; ${limit === 0 ? 'no limit' : `${source} allows ${limit}`}` };
+    const at = account.lastIndexOf('@');
+    const quoted = at < 0 ? account : `'${account.slice(0, at)}'@'${account.slice(at + 1)}'`;
+    return {
+      name: 'connections',
+      verdict: 'fail',
+      detail: `${source} is ${limit}: ${needs}`,
+      fix: source.startsWith('the account') ? `ALTER USER ${quoted} WITH MAX_USER_CONNECTIONS 0; (or at least ${CONNECTIONS_NEEDED + 1})` : `SET GLOBAL max_user_connections = 0; (and in my.cnf), or give ${account} its own MAX_USER_CONNECTIONS of at least ${CONNECTIONS_NEEDED + 1}`,
+    };
+  } catch (error) {
+    return { name: 'connections', verdict: 'warn', detail: `cannot read max_user_connections (${(error as Error).message}); the hook needs ${CONNECTIONS_NEEDED} connections of ${account} at once` };
+  }
+}
+
 async function replicaCheck(session: Session, settings: Settings): Promise<Check> {
   try {
     const { rows } = await firstSupported(session, replicaStatusStatements(session.server.isMariaDB));
@@ -212,9 +235,25 @@ function runDirCheck(settings: Settings): Check {
   }
 }
 
+/** history_file and metrics_file: their directories must be ours alone (as every file root writes). */
+function writtenFileChecks(settings: Settings): Check[] {
+  const files: Array<[string, string | null]> = [['history_file', settings.historyFile], ['metrics_file', settings.metricsFile]];
+  return files.flatMap(([name, file]): Check[] => {
+    if (file === null) return [];
+    if (!fs.existsSync(path.dirname(file))) return [{ name, verdict: 'ok', detail: `${file} (its directory is created at the first freeze)` }];
+    try {
+      checkParentDirectories(file, name);
+      return [{ name, verdict: 'ok', detail: file }];
+    } catch (error) {
+      return [{ name, verdict: 'fail', detail: (error as Error).message }];
+    }
+  });
+}
+
 function logFileCheck(settings: Settings): Check {
   const target = fs.existsSync(settings.logFile) ? settings.logFile : path.dirname(settings.logFile);
   try {
+    checkParentDirectories(settings.logFile, 'log_file');
     fs.accessSync(target, fs.constants.W_OK);
     const stat = fs.lstatSync(settings.logFile, { throwIfNoEntry: false });
     if (stat !== undefined && !stat.isFile()) throw new Error(`${settings.logFile} is not a regular file`);
@@ -226,6 +265,7 @@ function logFileCheck(settings: Settings): Check {
 
 function coordinatesFileCheck(file: string): Check {
   try {
+    checkParentDirectories(file, 'coordinates_file');
     fs.accessSync(path.dirname(file), fs.constants.W_OK);
     return { name: 'coordinates_file', verdict: 'ok', detail: file };
   } catch (error) {

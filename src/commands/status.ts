@@ -6,7 +6,8 @@
 import type { Settings } from '../config/settings';
 import { describeCoordinates } from '../server/coordinates';
 import { formatPosition } from '../server/galera';
-import { readHistory, type History, type LockWaitSummary, type RunRecord } from '../state/history';
+import { readHistory, unreadableHistoryAdvice, type History, type LockWaitSummary, type RunRecord } from '../state/history';
+import { findClaimants } from '../state/holderclaim';
 import { isSameProcess, type ProcessIdentity } from '../state/processes';
 import { heldMs, isOurHolderState, type HolderState } from '../snapshot/holderstate';
 import { PROGRESS_FILE, readJson, runDirExists, STATE_FILE, type ReadResult } from '../state/statedir';
@@ -28,6 +29,8 @@ export interface StatusReport {
   runDir: string;
   freeze: FreezeInProgress | null;
   current: (HolderState & { holderAlive: boolean; heldMs: number | null }) | null;
+  /** live holders of ours that claim run_dir (src/state/holderclaim.ts) although no state names them */
+  unrecorded: ProcessIdentity[];
   last: RunRecord[];
   totals: History['totals'] | null;
   problems: string[];
@@ -39,13 +42,17 @@ function isProgress(value: unknown): value is FreezeInProgress {
 }
 
 export function readStatus(settings: Settings, now = Date.now(), lastCount = 5): StatusReport {
-  const report: StatusReport = { phase: 'idle', runDir: settings.runDir, freeze: null, current: null, last: [], totals: null, problems: [] };
-  const history = value(readHistory(settings.historyFile), report.problems);
+  const report: StatusReport = { phase: 'idle', runDir: settings.runDir, freeze: null, current: null, unrecorded: [], last: [], totals: null, problems: [] };
+  const historyRead = readHistory(settings.historyFile);
+  const history = historyRead.kind === 'ok' ? historyRead.value : null;
+  if (historyRead.kind === 'untrusted') report.problems.push(unreadableHistoryAdvice(settings.historyFile, historyRead.reason));
   if (history !== null) {
     report.last = history.runs.slice(-lastCount).reverse();
     report.totals = history.totals;
   }
-  if (!runDirExists(settings.runDir)) return report;
+  const stateProblems = report.problems.length;
+  report.unrecorded = findClaimants(settings.runDir);
+  if (!runDirExists(settings.runDir)) return withUnrecorded(report);
   const progress = value(readJson(settings.runDir, PROGRESS_FILE, isProgress), report.problems);
   // A freeze that died leaves its progress file behind: believe it only while that freeze still runs.
   if (progress !== null && isSameProcess(progress.identity)) {
@@ -63,7 +70,15 @@ export function readStatus(settings: Settings, now = Date.now(), lastCount = 5):
     else if (current.phase === 'locking') report.phase = holderAlive ? 'locking' : report.phase;
     else report.phase = 'released';
   }
-  if (report.problems.length > 0 && report.phase === 'idle') report.phase = 'unknown';
+  if (report.problems.length > stateProblems && report.phase === 'idle') report.phase = 'unknown';
+  return withUnrecorded(report);
+}
+
+/** A holder that claims run_dir and is not the one the state names holds a lock nobody recorded. */
+function withUnrecorded(report: StatusReport): StatusReport {
+  const named = report.current?.holderAlive === true ? report.current.holder : undefined;
+  report.unrecorded = report.unrecorded.filter((holder) => !(named !== undefined && named.pid === holder.pid && named.startTime === holder.startTime));
+  if (report.unrecorded.length > 0 && report.phase !== 'holding') report.phase = 'unknown';
   return report;
 }
 
@@ -99,10 +114,13 @@ export function formatStatus(report: StatusReport, now = Date.now()): string {
       if (current !== null) lines.push(`released (${current.phase}${current.detail ? `: ${current.detail}` : ''}) at ${time(current.releasedAt)}; thaw has not run yet`);
       break;
     case 'unknown':
-      lines.push(current !== null ? `holder pid ${current.holder.pid} is gone while in phase ${current.phase}: run thaw to clear it` : 'state unreadable');
+      if (report.unrecorded.length === 0) lines.push(current !== null ? `holder pid ${current.holder.pid} is gone while in phase ${current.phase}: run thaw to clear it` : 'state unreadable');
       break;
     case 'idle':
       lines.push('idle: no lock held, no freeze running');
+  }
+  for (const holder of report.unrecorded) {
+    lines.push(`lock holder pid ${holder.pid} holds or takes a lock in ${report.runDir} without a readable state: run "post-thaw-script thaw" to release it`);
   }
   if (report.last.length > 0) lines.push('', 'last runs:');
   for (const run of report.last) lines.push(`  ${describeRun(run)}`);

@@ -22,6 +22,8 @@ export interface ClientSettings {
   host?: string;
   port?: number;
   socket?: string;
+  /** The server's RSA public key (PEM), for a password asked in full over TCP (server/authplugins.ts). */
+  serverPublicKeyPath?: string;
 }
 
 export interface Settings {
@@ -185,7 +187,7 @@ export function withAgentDefaults(settings: Settings, agent: AgentId | undefined
 type ValuedEntry = OptionEntry & { value: string };
 type Section = ReadonlyMap<string, ValuedEntry>;
 
-const CREDENTIAL_KEYS = ['user', 'password', 'host', 'port', 'socket'] as const;
+const CREDENTIAL_KEYS = ['user', 'password', 'host', 'port', 'socket', 'server_public_key_path'] as const;
 type CredentialKey = (typeof CREDENTIAL_KEYS)[number];
 
 const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
@@ -256,6 +258,14 @@ function configReadError(file: string, error: unknown): HookError {
       { cause: error },
     );
   }
+  if (code === 'UNSAFE_PATH') {
+    return new HookError(
+      'CONFIG',
+      `configuration file ${file} is not safe to read as root: ${(error as Error).message} ` +
+        '(it and every directory above it must belong to root and be writable by nobody else)',
+      { cause: error },
+    );
+  }
   if (code === 'EACCES' || code === 'EPERM') {
     return new HookError(
       'CONFIG',
@@ -285,7 +295,7 @@ function collectSections(entries: readonly OptionEntry[], problems: string[]): M
       continue;
     }
     if (!knownKeys.includes(entry.key)) {
-      problems.push(`${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`);
+      problems.push(unknownOptionProblem(where, entry));
       continue;
     }
     const identity = `${entry.section}\0${entry.key}`;
@@ -307,6 +317,35 @@ function collectSections(entries: readonly OptionEntry[], problems: string[]): M
     sections.set(entry.section, section);
   }
   return sections;
+}
+
+/**
+ * A line such as `password S3cret`, `password: S3cret` or a bare `S3cret` reads as an option whose name
+ * is the secret: the name is shown only when it is a known option's name or one typo away from one.
+ */
+function unknownOptionProblem(where: string, entry: OptionEntry): string {
+  const known = [...KNOWN_KEYS.values()].flat();
+  if (known.includes(entry.key)) return `${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`;
+  const near = known.find((key) => editDistance(key, entry.key) <= 2);
+  if (near !== undefined) return `${where}: unknown option ${entry.key} in [${entry.section}]: did you mean ${near}?`;
+  // Words joined by underscores read as a misspelt option, not as a password.
+  if (/^[a-z]+(?:_[a-z]+)+$/.test(entry.key)) return `${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`;
+  return (
+    `${where}: not a known option in [${entry.section}] (the line is not shown: it may hold a password); ` +
+    `write KEY = VALUE, known options are ${(KNOWN_KEYS.get(entry.section) ?? []).join(', ')}`
+  );
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 function placementHint(entry: OptionEntry): string {
@@ -335,6 +374,8 @@ function resolveClient(file: string, ownClient: Section, options: LoadOptions, p
   if (port !== undefined) settings.port = port;
   const socket = validated(merged.get('socket'), parseAbsolutePath, problems);
   if (socket !== undefined) settings.socket = socket;
+  const serverPublicKeyPath = validated(merged.get('server_public_key_path'), parseAbsolutePath, problems);
+  if (serverPublicKeyPath !== undefined) settings.serverPublicKeyPath = serverPublicKeyPath;
 
   return {
     settings,
@@ -397,7 +438,9 @@ function isCredentialKey(key: string): key is CredentialKey {
   return (CREDENTIAL_KEYS as readonly string[]).includes(key);
 }
 
+/** [client] values are never shown: a password typed on the wrong line would be printed. */
 function describeEntry(entry: ValuedEntry): string {
+  if (entry.section === 'client') return `${entry.file}:${entry.line}: ${entry.key}`;
   return `${entry.file}:${entry.line}: ${entry.key} = ${JSON.stringify(entry.value)}`;
 }
 

@@ -5,6 +5,7 @@
  * MariaDB's information_schema.METADATA_LOCK_INFO (the metadata_lock_info plugin); where neither is
  * there, the report says so and how to make one available, and names nobody it cannot prove.
  */
+import { printable } from './printable';
 import type { RowDataPacket } from 'mysql2/promise';
 import { readProcesslist, type ProcessRow } from './processlist';
 import type { Session } from './session';
@@ -65,12 +66,12 @@ const MAX_DEPTH = 3;
 const MDL_INSTRUMENT = 'wait/lock/metadata/sql/mdl';
 
 /**
- * Text the server gave us (user, host, schema, table, state, statement) as we show it: one line, bounded.
- * Every such string in a message goes through here.
+ * Text the server gave us (user, host, schema, table, state, statement) as we show it: one line, bounded,
+ * control characters escaped (printable.ts). Every such string in a message goes through here.
  */
 export function serverText(text: string | null | undefined, limit = 200): string {
   if (text === null || text === undefined) return '';
-  const oneLine = text.replace(/\s+/g, ' ').trim();
+  const oneLine = printable(text.replace(/\s+/g, ' ').trim());
   return oneLine.length > limit ? `${oneLine.slice(0, limit)}…` : oneLine;
 }
 

@@ -6,6 +6,7 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import { formatPosition, GALERA_POSITION_STATEMENT, parseGaleraPosition, readGaleraPosition, type GaleraPosition } from './galera';
+import { printable } from './printable';
 import type { Session } from './session';
 import { ER_PARSE_ERROR, firstAccepted } from './statements';
 
@@ -269,5 +270,5 @@ export function describeCoordinates(coordinates: Coordinates | undefined): strin
     const position = channel.sourceLogFile ? `${channel.sourceLogFile}:${channel.sourceLogPosition}` : 'no position';
     parts.push(`${name} ${channel.sourceHost ?? '?'} executed ${position}${channel.gtid ? ` gtid ${channel.gtid}` : ''}`);
   }
-  return parts.join(', ');
+  return printable(parts.join(', '));
 }

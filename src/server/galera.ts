@@ -181,7 +181,8 @@ export function parseGaleraPosition(rows: readonly Row[]): GaleraPosition | null
   const values = nameValues(rows);
   const uuid = values.get('wsrep_local_state_uuid');
   const seqno = Number(values.get('wsrep_last_committed'));
-  if (uuid === undefined || uuid === '' || !Number.isInteger(seqno)) return null;
+  // A state uuid is what Galera prints (gu_uuid); anything else is not written into grastate.dat.
+  if (uuid === undefined || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid) || !Number.isInteger(seqno)) return null;
   return { uuid, seqno };
 }
 

@@ -14,11 +14,13 @@ import { describeGaleraNode, galeraRefusal, isDonorNow, lockEffect, nameValues, 
 import { startHolder, type HolderEvent, type HolderProcess } from './holderprocess';
 import { chooseMode, lockPlan, unsupportedReason, type LockPlan, type ServerTraits } from '../server/lockmodes';
 import { type LockMode } from '../config/settings';
+import { printable } from '../server/printable';
 import { checkPrivileges } from '../server/privileges';
 import { holderTag, killConnectionIfOurs, readProcesslist } from '../server/processlist';
 import { isServerDown, openSession, serverError, type Session } from '../server/session';
 import { stopAppliers } from '../server/replica';
 import { identify, isSameProcess } from '../state/processes';
+import { findClaimants } from '../state/holderclaim';
 import { isOurHolderState, type LastRun } from './holderstate';
 import type { BlockerSummary, LockWaitSummary } from '../state/history';
 import { ensureRunDir, LAST_FILE, PROGRESS_FILE, readJson, removeFile, STATE_FILE, writeJson } from '../state/statedir';
@@ -36,6 +38,8 @@ const HOLDER_CONNECT_MS = 10_000;
 const LOCK_ANSWER_GRACE_MS = 500;
 /** While the lock statement waits, who holds it up is looked up this often (the first time sooner). */
 const LOOKUP_INTERVAL_MS = 1000;
+/** Holders that exited before locking (their connection lost, or killed) replaced per freeze before giving up. */
+const MAX_REPLACED_HOLDERS = 3;
 
 export interface FreezeResult {
   outcome: 'locked' | 'skipped';
@@ -149,8 +153,19 @@ function chooseThawProbe(settings: Settings, session: Session, logger: Logger): 
   return null;
 }
 
-/** A second freeze while a holder holds (or takes) the lock fails; state left by a dead holder is cleared. */
+/**
+ * A second freeze while a holder holds (or takes) the lock fails, whether its state names it or only its
+ * claim on run_dir proves it (src/state/holderclaim.ts); state left by a dead holder is cleared.
+ */
 function refuseIfHeld(settings: Settings, logger: Logger): void {
+  clearStateUnlessHeld(settings, logger);
+  const claimant = findClaimants(settings.runDir)[0];
+  if (claimant !== undefined) {
+    throw new HookError('BUSY', `a lock is already held or being taken by holder pid ${claimant.pid} (it claims run_dir ${settings.runDir}): run "post-thaw-script thaw" to release it first`);
+  }
+}
+
+function clearStateUnlessHeld(settings: Settings, logger: Logger): void {
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   if (read.kind === 'missing') return;
   if (read.kind === 'untrusted') {
@@ -228,7 +243,7 @@ async function stopAppliersLogged(session: Session, logger: Logger, deadline: De
   if (stopped.leftRunning) {
     logger.warn({ event: 'replica.applier', channels: stopped.channels }, 'the replica applier kept temporary tables open until freeze_timeout: left running');
   } else {
-    logger.info({ event: 'replica.applier', channels: stopped.channels }, `stopped the replica applier (${stopped.channels.map((name) => name || 'default').join(', ')}) until the release`);
+    logger.info({ event: 'replica.applier', channels: stopped.channels }, `stopped the replica applier (${stopped.channels.map((name) => printable(name) || 'default').join(', ')}) until the release`);
   }
   return stopped.restart;
 }
@@ -263,6 +278,7 @@ class Freezer {
   /** the holder for the next attempt, started ahead of it */
   holder: HolderProcess | undefined;
   private attempts = 0;
+  private replaced = 0;
   private lastBlockers: ProcessRow[] = [];
   /** who held up the lock statement of the current attempt, while it waited */
   private attemptWait: LockWait | undefined;
@@ -445,9 +461,17 @@ class Freezer {
   /** One attempt with a started holder: wait until it is connected, tell it to lock, wait for the answer. */
   private async attemptLock(holder: HolderProcess): Promise<Attempt> {
     const settings = this.settings;
+    // E.g. the server closed its idle connection (a short wait_timeout) while we waited for a quiet moment:
+    // it was never told to lock, so it held nothing, and another takes its place.
+    if (holder.hasExited) {
+      const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
+      if (event.type === 'exit' && this.mayReplace()) return this.abandon(holder, `the holder exited before it was told to lock (${describeExit(event)}); it is replaced`);
+      return this.unexpected(holder, event); // its own failure (a refused login...) says more than a retry would
+    }
     if (holder.connectionId === undefined) {
       const event = await holder.next(Math.min(HOLDER_CONNECT_MS, this.deadline.remainingMs()), this.abort);
       if (event.type === 'timeout') return this.abandon(holder, this.deadline.remainingMs() === 0 ? 'freeze_timeout passed before the holder connected' : 'the holder did not connect');
+      if (event.type === 'exit' && this.mayReplace()) return this.abandon(holder, `the holder exited before it was told to lock (${describeExit(event)}); it is replaced`);
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
     const { connectionId: _, ...server } = this.session.server;
@@ -525,6 +549,12 @@ class Freezer {
     );
   }
 
+  /** A holder that exited before locking is replaced, a few times per freeze (freeze_timeout bounds it too). */
+  private mayReplace(): boolean {
+    this.replaced += 1;
+    return this.replaced <= MAX_REPLACED_HOLDERS;
+  }
+
   private async abandon(holder: HolderProcess, why: string): Promise<Attempt> {
     // Looked up before the holder's connection is killed, while its wait is still on the server; bounded,
     // as the server may be the reason it did not answer.
@@ -550,7 +580,7 @@ class Freezer {
       case 'spawn-error':
         throw new HookError('INTERNAL', event.message);
       case 'exit':
-        throw new HookError('INTERNAL', `the lock holder exited before locking (${event.signal ?? `exit code ${event.code}`}); nothing is held`);
+        throw new HookError('INTERNAL', `the lock holder exited before locking (${describeExit(event)}); nothing is held`);
       default:
         throw new HookError('INTERNAL', `unexpected message from the lock holder: ${event.type}`);
     }
@@ -637,6 +667,10 @@ class Freezer {
     }
     return new HookError('FREEZE_TIMEOUT', `${head}${running}. Raise freeze_timeout or long_query_time, or add the user to ignore_users`);
   }
+}
+
+function describeExit(event: { code: number | null; signal: NodeJS.Signals | null }): string {
+  return event.signal ?? `exit code ${event.code}`;
 }
 
 function abortError(): HookError {

@@ -74,6 +74,11 @@ export class HolderProcess {
     return this;
   }
 
+  /** Whether its process has ended (its last messages may still be queued). */
+  get hasExited(): boolean {
+    return this.exited;
+  }
+
   get pid(): number {
     return this.child.pid;
   }
@@ -137,6 +142,7 @@ export function startHolder(settings: Settings, attempt: number, spawned: Holder
       client: settings.client,
       lockWaitTimeout: settings.lockWaitTimeout,
       maxLockTime: settings.maxLockTime,
+      freezeTimeout: settings.freezeTimeout,
       runDir: settings.runDir,
       logFile: settings.logFile,
       configFile: path.resolve(settings.file),

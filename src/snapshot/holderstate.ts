@@ -1,8 +1,9 @@
 /**
  * What the holder records in run_dir, and the messages between freeze, holder and thaw.
  * freeze <-> holder: the channel made when freeze starts it (src/snapshot/channel.ts; private, carries the credentials).
- * thaw -> holder: RELEASE_SIGNAL, sent only to the PID this state names, after proving it is that process;
- * the answer is the final state, written right after the release.
+ * thaw -> holder: RELEASE_SIGNAL, sent only to the PID this state names, after proving it is that process
+ * (or to a holder proven by its claim on run_dir, src/state/holderclaim.ts); the answer is the final
+ * state, written right after the release.
  */
 import fs = require('node:fs');
 import type { ClientSettings } from '../config/settings';
@@ -107,6 +108,8 @@ export interface HolderStart {
   client: ClientSettings;
   lockWaitTimeout: number;
   maxLockTime: number;
+  /** how long freeze may wait for a quiet moment: the holder's connection idles that long */
+  freezeTimeout: number;
   runDir: string;
   logFile: string;
   /** freeze's configuration file, absolute: a thaw for the same one ends the hold at its start (thawstart.ts) */

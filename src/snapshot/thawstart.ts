@@ -100,7 +100,7 @@ export class ThawStartWatch {
         this.candidates.delete(pid); // gone
       } else if (exe === this.own.exe) {
         this.candidates.delete(pid); // ours: judged once, now
-        const view = readProcess(pid);
+        const view = readProcess(pid, exe);
         const operation = view === undefined ? undefined : thawOperation(view, this.own);
         if (view === undefined || operation === undefined) continue;
         this.stop();
@@ -136,9 +136,9 @@ function executableOf(pid: string): string | undefined {
   }
 }
 
-export function readProcess(pid: string): ProcessView | undefined {
+/** The rest of what /proc says of a process whose executable `exe` was just read. */
+function readProcess(pid: string, exe: string): ProcessView | undefined {
   try {
-    const exe = fs.readlinkSync(`/proc/${pid}/exe`);
     const uids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
     const argv = nulSeparated(fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1'));
     const environment = Object.fromEntries(nulSeparated(fs.readFileSync(`/proc/${pid}/environ`, 'latin1')).map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]));

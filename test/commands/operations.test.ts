@@ -20,7 +20,7 @@ const locked = (at: number): RunRecord => ({ operation: 'freeze', at, result: 'l
 const released = (at: number, holdMs = 2500): RunRecord => ({ operation: 'thaw', at, result: 'released', holdMs });
 
 function idle(overrides: Partial<StatusReport> = {}): StatusReport {
-  return { phase: 'idle', runDir: '/run/x', freeze: null, current: null, last: [], totals: null, problems: [], ...overrides };
+  return { phase: 'idle', runDir: '/run/x', freeze: null, current: null, unrecorded: [], last: [], totals: null, problems: [], ...overrides };
 }
 
 const options = { maxAgeSeconds: 26 * 3600, maxLockTime: 60, now: NOW };
@@ -149,4 +149,28 @@ test('status: while a freeze waits, who holds up the lock and the advice; a run 
   assert.match(text, /^ {2}held up: our lock statement \(thread 9\) .* held up by thread 5 \(batch@web1, idle 300 s\) holding LOCK TABLES WRITE on app\.t$/m);
   assert.match(text, /^ {2}advice: thread 5 .* or be killed \(KILL 5\); waiting longer cannot help$/m);
   assert.match(describeRun({ ...locked(NOW), lockWait }), /; lock wait: our lock statement \(thread 9\)/);
+});
+
+test('an unreadable history is moved aside before a new one is started, never replaced silently', (context) => {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-history-'));
+  context.after(() => fs.rmSync(directory, { recursive: true, force: true }));
+  const file = path.join(directory, 'history.json');
+  fs.writeFileSync(file, '{"version": 1, "runs": [', { mode: 0o600 });
+  const recorded = recordRun(file, locked(1));
+  assert.ok('history' in recorded && recorded.movedAside !== undefined, 'it says where the old one went');
+  assert.match(recorded.movedAside.reason, /corrupted/);
+  assert.equal(fs.readFileSync(recorded.movedAside.file, 'utf8'), '{"version": 1, "runs": [');
+  assert.equal(path.dirname(recorded.movedAside.file), directory);
+  const read = readHistory(file);
+  assert.ok(read.kind === 'ok');
+  assert.deepEqual(read.value.runs.map((run) => run.at), [1]);
+  const again = recordRun(file, locked(2));
+  assert.ok('history' in again && again.movedAside === undefined, 'a readable history stays where it is');
+});
+
+test('check: a holder that claims run_dir without a readable state is CRITICAL, with what to do', () => {
+  const holder = { pid: 4242, startTime: '1', name: 'pre-freeze-mysql-lock', exe: '/usr/local/sbin/vmware-mysql-snapshot' };
+  const result = evaluate(idle({ phase: 'unknown', unrecorded: [holder] }), history(locked(NOW - HOUR)), options);
+  assert.equal(result.state, 'CRITICAL');
+  assert.match(result.message, /lock holder pid 4242 holds or takes a lock in \/run\/x without a readable state: run "post-thaw-script thaw"/);
 });
