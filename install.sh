@@ -27,6 +27,25 @@ readonly QEMU_GA_CONF=/etc/qemu/qemu-ga.conf
 readonly QEMU_SYSCONFIG=/etc/sysconfig/qemu-ga
 readonly HOLDER_NAME=pre-freeze-mysql-lock
 
+# ------------------------------------------------------------------------------ other agents: paths
+# Their profiles (names, time limits, who freezes what) are in src/agents/profiles.ts; test/agents/
+# profiles.test.ts checks that the options and names below are theirs.
+readonly GCP_PRE=/etc/google/snapshots/pre.sh
+readonly GCP_POST=/etc/google/snapshots/post.sh
+readonly AZURE_CONFIG=/etc/azure/VMSnapshotScriptPluginConfig.json
+readonly AZURE_PRE=/etc/azure/vmware-mysql-snapshot-pre.sh
+readonly AZURE_POST=/etc/azure/vmware-mysql-snapshot-post.sh
+# Azure's own limit must cover freeze_timeout and the freeze's start and clean-up (FREEZE_OVERHEAD_SECONDS).
+readonly AZURE_DEFAULT_FREEZE_TIMEOUT=20
+readonly FREEZE_OVERHEAD_SECONDS=4
+readonly AZURE_TIMEOUT_MINIMUM=30
+readonly AZURE_TIMEOUT_MAXIMUM=1800
+readonly NUTANIX_PRE=/usr/local/sbin/pre_freeze
+readonly NUTANIX_POST=/usr/local/sbin/post_thaw
+readonly AGENT_LINK_DIR=libexec/vmware-mysql-snapshot
+readonly INSTALLED_MARK="Installed by $NAME"
+readonly AGENT_FILES=("$GCP_PRE" "$GCP_POST" "$AZURE_CONFIG" "$AZURE_PRE" "$AZURE_POST" "$NUTANIX_PRE" "$NUTANIX_POST")
+
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR
 PROGRAM=$(basename -- "$0")
@@ -34,7 +53,8 @@ readonly PROGRAM
 
 usage() {
   cat <<EOF
-Usage: sudo ./$PROGRAM [--prefix DIR] [--binary FILE] [--backup-scripts-d] [--qemu] [--force]
+Usage: sudo ./$PROGRAM [--prefix DIR] [--binary FILE] [--vmware] [--backup-scripts-d] [--qemu]
+           [--gcp] [--azure] [--nutanix] [--veeam] [--aws] [--force]
        sudo ./$PROGRAM --uninstall [--purge]
 
 Installs vmware-mysql-snapshot, the freeze/thaw hook that holds FLUSH TABLES WITH READ LOCK on
@@ -67,7 +87,17 @@ Options:
                        /etc/qemu-ga/ and FSFREEZE_HOOK_PATHNAME in $QEMU_SYSCONFIG.
                        A setting the admin made is never changed: it says what to change.
                        (--backup-scripts-d and --qemu may be combined)
-  --force              a hook file that this script did not install is moved aside to
+  --vmware             the legacy VMware names (the default when no other layout is named)
+  --gcp                Google Compute Engine: $GCP_PRE and post.sh (mode 700)
+  --azure              Azure VM Backup: $AZURE_PRE, ...-post.sh (POSIX sh, mode 700)
+                       and $AZURE_CONFIG (mode 600) naming them;
+                       an existing plugin configuration is kept unless --force moves it aside
+  --nutanix            Nutanix Guest Tools: $NUTANIX_PRE and $NUTANIX_POST (mode 700)
+  --veeam              Veeam: PREFIX/share/$NAME/veeam/pre-freeze.sh and post-thaw.sh, to select in the job
+  --aws                AWS Data Lifecycle Manager: PREFIX/share/$NAME/aws/ssm-document.yaml, an SSM
+                       Command document to create in the account
+                       (every layout may be combined with the others: name all of them in one run)
+  --force              a hook file (or Azure plugin configuration) that this script did not install is moved aside to
                        FILE$BACKUP_SUFFIX instead of stopping the install
   --uninstall          remove what the manifest lists (the configuration stays), put files that
                        --force moved aside back, remove the manifest
@@ -133,6 +163,8 @@ purge=0
 force=0
 want_backup_scripts_d=0
 want_qemu=0
+want_vmware=0
+want_agents=()
 install_only_options=()
 
 while [ $# -gt 0 ]; do
@@ -167,6 +199,14 @@ while [ $# -gt 0 ]; do
       ;;
     --force)
       force=1
+      install_only_options+=("$1")
+      ;;
+    --vmware)
+      want_vmware=1
+      install_only_options+=("$1")
+      ;;
+    --gcp | --azure | --nutanix | --veeam | --aws)
+      want_agents+=("${1#--}")
       install_only_options+=("$1")
       ;;
     --uninstall) uninstall=1 ;;
@@ -678,20 +718,234 @@ save_partial_manifest() {
   fi
 }
 
+# ------------------------------------------------------------------------------ other agents: install
+# Google, Azure, Nutanix, Veeam, AWS: each gets a link named after it (PREFIX/libexec/NAME/AGENT-hook, the
+# name that tells the executable which agent calls it, src/agents/profiles.ts) and the files its agent
+# runs or reads, which exec that link.
+
+agent_links=()
+# target|mode|agent|word: a wrapper script that execs the agent's link with the word
+agent_scripts=()
+# target|kind: a generated file (azure-config, aws-document)
+agent_documents=()
+
+plan_agents() {
+  local agent libexec=$prefix/$AGENT_LINK_DIR share=$prefix/share/$NAME
+  for agent in "${want_agents[@]+"${want_agents[@]}"}"; do
+    agent_links+=("$libexec/$agent-hook")
+    case $agent in
+      gcp) agent_scripts+=("$GCP_PRE|700|gcp|freeze" "$GCP_POST|700|gcp|thaw") ;;
+      azure)
+        agent_scripts+=("$AZURE_PRE|700|azure|freeze" "$AZURE_POST|700|azure|thaw")
+        agent_documents+=("$AZURE_CONFIG|azure-config")
+        ;;
+      nutanix) agent_scripts+=("$NUTANIX_PRE|700|nutanix|freeze" "$NUTANIX_POST|700|nutanix|thaw") ;;
+      veeam) agent_scripts+=("$share/veeam/pre-freeze.sh|755|veeam|freeze" "$share/veeam/post-thaw.sh|755|veeam|thaw") ;;
+      aws) agent_documents+=("$share/aws/ssm-document.yaml|aws-document") ;;
+    esac
+  done
+}
+
+agent_file_targets() {
+  local entry
+  for entry in "${agent_scripts[@]+"${agent_scripts[@]}"}" "${agent_documents[@]+"${agent_documents[@]}"}"; do
+    printf '%s\n' "${entry%%|*}"
+  done
+}
+
+# A file at an agent's path that no install of ours made stops the install (--force moves it aside).
+preflight_agent_files() {
+  local target file problems=0
+  while IFS= read -r target; do
+    present "$target" || continue
+    in_old_manifest "$target" && continue
+    file=$(on_disk "$target")
+    if is_real_dir "$file"; then
+      printf '%s: %s is a directory: remove it first\n' "$PROGRAM" "$file" >&2
+      problems=1
+    elif [ "$force" = 0 ]; then
+      show_foreign "$target" >&2
+      problems=1
+    elif present "$target$BACKUP_SUFFIX"; then
+      printf '%s: %s exists and is not ours, and %s is taken: move one of them away\n' \
+        "$PROGRAM" "$file" "$file$BACKUP_SUFFIX" >&2
+      problems=1
+    fi
+  done < <(agent_file_targets)
+  return "$problems"
+}
+
+# Moves a file that is not ours out of the way of $1 (the preflight allowed it: --force).
+move_foreign_aside() {
+  local file
+  file=$(on_disk "$1")
+  if present "$1" && ! in_old_manifest "$1"; then
+    mv -T -- "$file" "$file$BACKUP_SUFFIX"
+    say 'moved aside' "$file -> $file$BACKUP_SUFFIX"
+  fi
+}
+
+wrapper_script() {
+  local agent=$1 word=$2
+  cat <<EOF
+#!/bin/sh
+# $INSTALLED_MARK (install.sh --$agent). The agent runs this as its $word script; it hands
+# over to the hook, which logs to its own log file (see $NAME doctor).
+exec $prefix/$AGENT_LINK_DIR/$agent-hook $word "\$@"
+EOF
+}
+
+# freeze_timeout as the configuration sets it, or nothing.
+configured_freeze_timeout() {
+  local config
+  config=$(on_disk "$CONFIG")
+  [ -r "$config" ] || return 0
+  sed -n 's/^[[:space:]]*freeze[_-]timeout[[:space:]]*=[[:space:]]*\([0-9][0-9.]*\).*$/\1/p' -- "$config" | tail -n 1
+}
+
+# Azure gives the pre script timeoutInSeconds and does not kill it: it must cover the whole freeze.
+azure_timeout() {
+  local freeze_timeout seconds
+  freeze_timeout=$(configured_freeze_timeout)
+  freeze_timeout=${freeze_timeout:-$AZURE_DEFAULT_FREEZE_TIMEOUT}
+  seconds=$((${freeze_timeout%%.*} + 1 + FREEZE_OVERHEAD_SECONDS))
+  [ "$seconds" -ge "$AZURE_TIMEOUT_MINIMUM" ] || seconds=$AZURE_TIMEOUT_MINIMUM
+  if [ "$seconds" -gt "$AZURE_TIMEOUT_MAXIMUM" ]; then
+    warn "freeze_timeout $freeze_timeout needs more than Azure's largest timeoutInSeconds ($AZURE_TIMEOUT_MAXIMUM): lower freeze_timeout"
+    seconds=$AZURE_TIMEOUT_MAXIMUM
+  fi
+  printf '%s\n' "$seconds"
+}
+
+azure_config() {
+  cat <<EOF
+{
+    "pluginName": "ScriptRunner",
+    "preScriptLocation": "$AZURE_PRE",
+    "postScriptLocation": "$AZURE_POST",
+    "preScriptParams": [],
+    "postScriptParams": [],
+    "preScriptNoOfRetries": 0,
+    "postScriptNoOfRetries": 0,
+    "timeoutInSeconds": $(azure_timeout),
+    "continueBackupOnFailure": true,
+    "fsFreezeEnabled": true
+}
+EOF
+}
+
+aws_document() {
+  cat <<EOF
+# $INSTALLED_MARK (install.sh --aws): an SSM Command document for Amazon Data Lifecycle
+# Manager's pre and post scripts. Create it in the account with
+#   aws ssm create-document --name MySQLSnapshotHook --document-type Command \\
+#     --document-format YAML --content file://ssm-document.yaml
+# and name it in the policy's pre/post scripts (custom SSM document). The policy's script timeout must
+# exceed freeze_timeout + $FREEZE_OVERHEAD_SECONDS s (the default freeze_timeout under this document is 6 s).
+schemaVersion: '2.2'
+description: Holds a read lock on MySQL/MariaDB while Data Lifecycle Manager starts an EBS snapshot ($NAME).
+parameters:
+  executionId:
+    type: String
+    default: None
+    description: (Required) The unique identifier of a pre and/or post execution, set by Data Lifecycle Manager.
+    allowedPattern: ^(None|[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12})\$
+  command:
+    type: String
+    default: dry-run
+    description: (Required) pre-script (freeze), post-script (thaw) or dry-run (doctor, no lock).
+    allowedValues:
+      - pre-script
+      - post-script
+      - dry-run
+mainSteps:
+  - action: aws:runShellScript
+    name: mysql_snapshot_hook
+    precondition:
+      StringEquals:
+        - platformType
+        - Linux
+    inputs:
+      runCommand:
+        - |
+          hook=$prefix/$AGENT_LINK_DIR/aws-hook
+          case "{{ command }}" in
+            pre-script) "\$hook" freeze; rc=\$? ;;
+            post-script) "\$hook" thaw; rc=\$? ;;
+            dry-run) $EXE doctor; rc=\$? ;;
+            *) echo "unknown command: {{ command }}" >&2; rc=2 ;;
+          esac
+          # Exit status 194 makes the SSM agent reboot the instance.
+          if [ "\$rc" -eq 194 ]; then rc=1; fi
+          exit "\$rc"
+EOF
+}
+
+install_agents() {
+  local link entry target mode agent word kind file
+  for link in "${agent_links[@]+"${agent_links[@]}"}"; do
+    put_link "$link"
+  done
+  for entry in "${agent_scripts[@]+"${agent_scripts[@]}"}"; do
+    IFS='|' read -r target mode agent word <<<"$entry"
+    move_foreign_aside "$target"
+    put_text "$target" "$mode" < <(wrapper_script "$agent" "$word")
+  done
+  for entry in "${agent_documents[@]+"${agent_documents[@]}"}"; do
+    IFS='|' read -r target kind <<<"$entry"
+    move_foreign_aside "$target"
+    file=$(on_disk "$target")
+    case $kind in
+      azure-config)
+        # An admin's change to the configuration we installed is kept; --force writes ours again.
+        if in_old_manifest "$target" && [ -f "$file" ] && [ "$force" = 0 ] && ! azure_config | cmp -s - "$file"; then
+          record "$target"
+          say kept "$file (changed since it was installed; --force writes it again)"
+          continue
+        fi
+        put_text "$target" 600 < <(azure_config)
+        ;;
+      aws-document) put_text "$target" 644 < <(aws_document) ;;
+    esac
+  done
+}
+
+# What each agent still needs from the admin.
+agent_notes() {
+  local agent cfg
+  for agent in "${want_agents[@]+"${want_agents[@]}"}"; do
+    case $agent in
+      gcp)
+        cfg=$(on_disk /etc/default/instance_configs.cfg)
+        if ! { [ -f "$cfg" ] && awk '/^\[/{s=$0} s=="[Snapshots]" && /^[[:space:]]*enabled[[:space:]]*=[[:space:]]*true/{f=1} END{exit !f}' "$cfg"; }; then
+          note "Google: set [Snapshots] enabled = true in /etc/default/instance_configs.cfg and restart google-guest-agent"
+        fi
+        note "Google: create snapshots with --guest-flush, or the guest agent runs no script"
+        ;;
+      azure) note "Azure: the backup policy must be application-consistent; $AZURE_CONFIG says timeoutInSeconds $(azure_timeout)" ;;
+      veeam) note "Veeam: select $prefix/share/$NAME/veeam/pre-freeze.sh and post-thaw.sh in the job's guest processing (README: Veeam)" ;;
+      aws) note "AWS: create the SSM document from $prefix/share/$NAME/aws/ssm-document.yaml (README: AWS)" ;;
+    esac
+  done
+}
+
 run_install() {
   local hooks=() hook entry
   [ "$want_backup_scripts_d" = 1 ] && hooks+=("$BACKUP_SCRIPTS_D_HOOK")
   local qemu
   qemu=$(qemu_dir)
   [ "$want_qemu" = 1 ] && hooks+=("$qemu/fsfreeze-hook.d/mysql")
-  [ "${#hooks[@]}" -gt 0 ] || hooks=("${LEGACY_HOOKS[@]}")
+  if [ "$want_vmware" = 1 ] || { [ "${#hooks[@]}" = 0 ] && [ "${#want_agents[@]}" = 0 ]; }; then
+    hooks=("${LEGACY_HOOKS[@]}" "${hooks[@]+"${hooks[@]}"}")
+  fi
 
   check_binary
   [ -f "$SCRIPT_DIR/config/$NAME.cnf" ] || die "$SCRIPT_DIR/config/$NAME.cnf is missing"
   [ -f "$SCRIPT_DIR/logrotate/$NAME" ] || die "$SCRIPT_DIR/logrotate/$NAME is missing"
   [ "$want_qemu" = 0 ] || [ -f "$SCRIPT_DIR/qemu/fsfreeze-hook" ] || die "$SCRIPT_DIR/qemu/fsfreeze-hook is missing"
   read_manifest
-  if ! preflight "${hooks[@]}"; then
+  plan_agents
+  if ! preflight "${hooks[@]+"${hooks[@]}"}" "${agent_links[@]+"${agent_links[@]}"}" || ! preflight_agent_files; then
     printf '%s: nothing was changed. Run it again with --force to move such files aside to FILE%s\n' \
       "$PROGRAM" "$BACKUP_SUFFIX" >&2
     printf '%s: (%s --uninstall puts them back).\n' "$PROGRAM" "$PROGRAM" >&2
@@ -705,12 +959,13 @@ run_install() {
   # Mode 700 and root-owned: some backup vendors' agents (Azure, Commvault/Nutanix) refuse to run a hook
   # that is not, and only root runs it anyway.
   put_file "$binary" "$EXE" 700
-  for hook in "${hooks[@]}"; do
+  for hook in "${hooks[@]+"${hooks[@]}"}"; do
     put_link "$hook"
   done
   if [ "$want_qemu" = 1 ]; then
     put_file "$SCRIPT_DIR/qemu/fsfreeze-hook" "$qemu/vmware-mysql-snapshot-fsfreeze-hook" 700
   fi
+  install_agents
   put_config
   put_file "$SCRIPT_DIR/logrotate/$NAME" "$LOGROTATE" 644
   put_text "$TMPFILES" 644 <<EOF
@@ -741,9 +996,10 @@ EOF
   create_run_dir
   relabel_for_selinux
 
-  if ! have_program vmtoolsd && ! have_program qemu-ga; then
+  if [ "${#hooks[@]}" -gt 0 ] && ! have_program vmtoolsd && ! have_program qemu-ga; then
     warn "neither open-vm-tools (vmtoolsd) nor qemu-guest-agent (qemu-ga) is installed on this machine: nothing calls the hook until one is"
   fi
+  agent_notes
   local config
   config=$(on_disk "$CONFIG")
   if [ -f "$config" ] && ! grep -Eq '^[[:space:]]*(user|defaults[_-]file)[[:space:]]*=' "$config"; then
@@ -816,6 +1072,16 @@ run_uninstall() {
   else
     note "no manifest ($(on_disk "$MANIFEST")): removing our links and files at the default places"
     entries=("$EXE" "${ALL_HOOKS[@]}" "${QEMU_DISPATCHERS[@]}" "$LOGROTATE" "$TMPFILES")
+    for entry in gcp azure nutanix veeam aws; do
+      entries+=("$prefix/$AGENT_LINK_DIR/$entry-hook")
+    done
+    # Files at the other agents' paths are removed only when they say we installed them (our plugin
+    # JSON, which has no room for a comment, names our pre script).
+    for entry in "${AGENT_FILES[@]}"; do
+      if [ -f "$(on_disk "$entry")" ] && grep -q -e "$INSTALLED_MARK" -e "$AZURE_PRE" "$(on_disk "$entry")" 2>/dev/null; then
+        entries+=("$entry")
+      fi
+    done
   fi
   if [ "$purge" = 1 ]; then
     in_list "$CONFIG" "${entries[@]}" || entries+=("$CONFIG")
@@ -829,7 +1095,7 @@ run_uninstall() {
     fi
   done
   # Anything else --force moved aside.
-  for entry in "${ALL_HOOKS[@]}" "$EXE" "$LOGROTATE" "$TMPFILES"; do
+  for entry in "${ALL_HOOKS[@]}" "${AGENT_FILES[@]}" "$EXE" "$LOGROTATE" "$TMPFILES"; do
     restore_backup "$entry"
   done
 

@@ -22,6 +22,7 @@ import { HOOK_NAMES, makeHookSetup, parseLogLines, type HookSetup } from '../tes
 import { loopFilesystemUnavailable, mountLoopFilesystem, type LoopFilesystem } from '../test/support/loopfs';
 import { mariadbInstalled, startMariaDB, TEST_USER, type TestServer } from '../test/support/mariadb';
 import { findBinary } from '../src/commands/throwaway';
+import { writeNaiveHook } from './naivehook';
 
 /** build/scripts/bench.js -> the repository root */
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -239,6 +240,46 @@ async function thawOnce(setup: HookSetup): Promise<Run> {
   frozen = undefined;
   if (run.code !== 0) throw new Error(describeRun('post-thaw-script thaw', run));
   return run;
+}
+
+/** A hook as the stall and thaw measurements drive it: ours under its installed names, or the naive one. */
+interface BenchHook {
+  name: 'ours' | 'naive';
+  freeze(): Promise<Run>;
+  thaw(): Promise<Run>;
+  /** ours: the holder's final state, as thaw keeps it (last.json); the naive hook records nothing */
+  lastState(): HolderStateFile | undefined;
+}
+
+function ourHook(setup: HookSetup): BenchHook {
+  return { name: 'ours', freeze: () => freezeOnce(setup), thaw: () => thawOnce(setup), lastState: () => readRunDirJson(setup, 'last.json') };
+}
+
+let naiveThaw: string | undefined;
+
+/** The naive hook (scripts/naivehook.ts) against `on`, its FIFO in `directory` (tmpfs, like our run_dir). */
+function naiveHook(on: TestServer, client: string, directory: string): BenchHook {
+  const files = writeNaiveHook(directory, client, { socket: on.socket, user: TEST_USER.name, password: TEST_USER.password });
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  const checked = async (what: string, run: Promise<Run>): Promise<Run> => {
+    const done = await run;
+    if (done.code !== 0) throw new Error(describeRun(what, done));
+    return done;
+  };
+  return {
+    name: 'naive',
+    freeze: async () => {
+      const run = await checked('naive freeze', launch(files.freeze, [], env, 30_000));
+      naiveThaw = files.thaw;
+      return run;
+    },
+    thaw: async () => {
+      const run = await checked('naive thaw', launch(files.thaw, [], env, 30_000));
+      naiveThaw = undefined;
+      return run;
+    },
+    lastState: () => undefined,
+  };
 }
 
 interface HolderStateFile {
@@ -518,27 +559,24 @@ interface ThawSample {
   breakdown: { toRelease: number; releaseToWriter: number; releaseToExit: number };
 }
 
-async function measureThaw(server: TestServer, setup: HookSetup, tail: LogTail, options: Options): Promise<ThawSample[]> {
+async function measureThaw(server: TestServer, hook: BenchHook, options: Options, tail?: LogTail): Promise<ThawSample[]> {
   const writer = await server.connect();
   const admin = await server.connect();
   const id = await connectionId(writer);
   const samples: ThawSample[] = [];
   try {
     for (let i = 0; i < options.warmup + options.runs; i += 1) {
-      await freezeOnce(setup);
-      tail.read();
-      const insert = writer.query('INSERT INTO app.t (v, note) VALUES (?, ?)', [i, 'bench thaw']).then(() => now());
+      await hook.freeze();
+      tail?.read();
+      const insert = writer.query('INSERT INTO app.t (v, note) VALUES (?, ?)', [i, `bench thaw ${hook.name}`]).then(() => now());
       const blockedState = await waitUntilBlocked(admin, id);
       const cpuBefore = reapedChildrenCpuMs();
-      const run = await runExe(setup, 'post-thaw-script', ['thaw']);
+      const run = await hook.thaw();
       const cpuMs = reapedChildrenCpuMs() - cpuBefore;
-      frozen = undefined;
-      if (run.code !== 0) throw new Error(describeRun('post-thaw-script thaw', run));
       const proceededAt = await insert;
-      const last = readRunDirJson(setup, 'last.json');
-      tail.read(); // thaw logs only after the holder has ended: its lines tell nothing about the release
+      const releasedAt = hook.lastState()?.releasedAt ?? NaN;
+      tail?.read(); // thaw logs only after the holder has ended: its lines tell nothing about the release
       if (i < options.warmup) continue;
-      const releasedAt = last.releasedAt ?? NaN;
       samples.push({
         ms: proceededAt - run.startedAt,
         exitMs: run.ms,
@@ -592,17 +630,17 @@ interface FilesystemStallParts {
   probeToReleasedMs: number;
 }
 
-async function measureStall(server: TestServer, setup: HookSetup, options: Options, filesystem?: LoopFilesystem): Promise<StallSample[]> {
+async function measureStall(server: TestServer, hook: BenchHook, options: Options, filesystem?: LoopFilesystem): Promise<StallSample[]> {
   const writer = new LoopWriter(await server.connect(), 'app.t');
   const samples: StallSample[] = [];
   try {
     await writer.waitForCount(50, 5000);
     for (let i = 0; i < options.warmup + options.runs; i += 1) {
-      const freeze = await freezeOnce(setup);
+      const freeze = await hook.freeze();
       const fsFreeze = filesystem === undefined ? undefined : await fsfreeze('-f', filesystem);
       await sleep(options.holdMs - (now() - freeze.exitedAt));
       const fsThaw = filesystem === undefined ? undefined : await fsfreeze('-u', filesystem);
-      const thaw = await thawOnce(setup);
+      const thaw = await hook.thaw();
       await writer.waitForCount(writer.ends.length + 5, 5000);
       if (i < options.warmup) continue;
       // The INSERT that waited: in flight when the hold ended (with the filesystem frozen, it may be done before thaw starts).
@@ -619,7 +657,7 @@ async function measureStall(server: TestServer, setup: HookSetup, options: Optio
         thawToWriterMs: blocked.end - thaw.startedAt,
         preLockStallMs: Math.max(0, writer.longestStallIn(freeze.startedAt, blocked.start - 0.001) - typical),
         typicalInsertMs: typical,
-        ...(fsFreeze === undefined || fsThaw === undefined ? {} : { filesystem: filesystemParts(setup, blocked.end, fsFreeze, fsThaw) }),
+        ...(fsFreeze === undefined || fsThaw === undefined ? {} : { filesystem: filesystemParts(hook.lastState(), blocked.end, fsFreeze, fsThaw) }),
       });
       await sleep(50);
     }
@@ -636,14 +674,13 @@ async function fsfreeze(flag: '-f' | '-u', filesystem: LoopFilesystem): Promise<
 }
 
 /** The filesystem's thaw to the writer, in parts from the holder's state (thaw keeps it as last.json). */
-function filesystemParts(setup: HookSetup, writerProceededAt: number, fsFreeze: Run, fsThaw: Run): FilesystemStallParts {
-  const last = readRunDirJson(setup, 'last.json');
-  const probe = last.releaseReason === 'filesystem_thaw' ? last.filesystemFreeze : undefined;
+function filesystemParts(last: HolderStateFile | undefined, writerProceededAt: number, fsFreeze: Run, fsThaw: Run): FilesystemStallParts {
+  const probe = last?.releaseReason === 'filesystem_thaw' ? last.filesystemFreeze : undefined;
   return {
     frozenMs: fsThaw.startedAt - fsFreeze.startedAt,
     fsThawToWriterMs: writerProceededAt - fsThaw.startedAt,
     fsThawToProbeMs: probe === undefined ? NaN : probe.thawedAt - fsThaw.startedAt,
-    probeToReleasedMs: probe === undefined || last.releasedAt === undefined ? NaN : last.releasedAt - probe.thawedAt,
+    probeToReleasedMs: probe === undefined || last?.releasedAt === undefined ? NaN : last.releasedAt - probe.thawedAt,
   };
 }
 
@@ -978,9 +1015,17 @@ async function main(): Promise<number> {
   };
 
   const freeze = await step('1. freeze latency (idle server)', () => measureFreeze(setup, tail, options));
-  const thaw = await step('2. thaw latency (to a blocked writer proceeding)', () => measureThaw(server!, setup, tail, options));
-  const stall = await step(`3. stall overhead (tight-loop writer, ${options.holdMs} ms hold)`, () => measureStall(server!, setup, options));
-  const frozenStall = await measureFrozenStallIfPossible(options, exe, runDirParent, step);
+  // The naive hook (scripts/naivehook.ts) runs beside ours, with its FIFO where our run_dir is.
+  const client = mariadbClient();
+  const naiveDirectory = (name: string): string => path.join(runDirParent ?? work, name);
+  const naiveOn = (on: TestServer, name: string): BenchHook | undefined => (client === undefined ? undefined : naiveHook(on, client, naiveDirectory(name)));
+  const ours = ourHook(setup);
+  const naiveHere = naiveOn(server, 'naive');
+  const thaw = await step('2. thaw latency (to a blocked writer proceeding)', () => measureThaw(server!, ours, options, tail));
+  const naiveThawSamples = naiveHere === undefined ? [] : await step('2n. thaw latency, naive hook', () => measureThaw(server!, naiveHere, options));
+  const stall = await step(`3. stall overhead (tight-loop writer, ${options.holdMs} ms hold)`, () => measureStall(server!, ours, options));
+  const naiveStallSamples = naiveHere === undefined ? [] : await step('3n. stall overhead, naive hook', () => measureStall(server!, naiveHere, options));
+  const frozenStall = await measureFrozenStallIfPossible(options, exe, runDirParent, step, (on) => naiveOn(on, 'naive-frozen'));
   const startup = await step('5. start-up', () => measureStartup(setup, options, versions.runtime));
   const pileup = await step(`4. pile-up (${options.longStatementS} s write statement on another table)`, () => measurePileup(server!, setup, tail, options));
   const poll = await step(`6. processlist poll (${options.connections} idle connections)`, () => measurePoll(server!, options));
@@ -990,10 +1035,16 @@ async function main(): Promise<number> {
   const thawStats = stats(thaw.map((sample) => sample.ms));
   const overheadStats = stats(stall.map((sample) => sample.overheadMs));
   const frozenStats = frozenStall.samples === null ? null : stats(frozenStall.samples.map((sample) => sample.overheadMs));
-  const ours = pileup.filter((sample) => sample.variant === 'ours');
+  const naiveThawStats = stats(naiveThawSamples.map((sample) => sample.ms));
+  const naiveOverheadStats = stats(naiveStallSamples.map((sample) => sample.overheadMs));
+  const naiveFrozenStats = stats((frozenStall.naive ?? []).map((sample) => sample.overheadMs));
+  const oursPileup = pileup.filter((sample) => sample.variant === 'ours');
   const naive = pileup.filter((sample) => sample.variant === 'naive');
-  const oursStall = stats(ours.map((sample) => sample.stallMs));
+  const oursStall = stats(oursPileup.map((sample) => sample.stallMs));
   const naiveStall = stats(naive.map((sample) => sample.stallMs));
+  /** The release targets: at most the naive hook's figure + 5 ms, measured in this same run. */
+  const naivePlus5 = (naiveFigure: Stats | null): { target: string; limit: number | null } =>
+    naiveFigure === null ? { target: 'naive + 5 ms (naive not measured)', limit: null } : { target: `<= naive + 5 ms (${(naiveFigure.median + 5).toFixed(1)})`, limit: naiveFigure.median + 5 };
   const rss = stats(freeze.map((sample) => sample.rssMB));
   const pollBusy = stats(poll.busy.map((sample) => sample.ms));
   const pollIdle = stats(poll.idle.map((sample) => sample.ms));
@@ -1002,10 +1053,13 @@ async function main(): Promise<number> {
 
   const rows: Row[] = [
     { metric: 'freeze latency, idle server', median: freezeStats?.median ?? null, p95: freezeStats?.p95 ?? null, unit: 'ms', target: '<= 150 ms median', judged: freezeStats?.median ?? null, limit: 150 },
-    { metric: 'thaw latency (exec -> blocked writer proceeds)', median: thawStats?.median ?? null, p95: thawStats?.p95 ?? null, unit: 'ms', target: '<= 60 ms median', judged: thawStats?.median ?? null, limit: 60 },
+    { metric: 'thaw latency, ours (exec -> blocked writer proceeds)', median: thawStats?.median ?? null, p95: thawStats?.p95 ?? null, unit: 'ms', ...naivePlus5(naiveThawStats), judged: thawStats?.median ?? null },
+    { metric: 'thaw latency, naive hook (bash + client, FIFO)', median: naiveThawStats?.median ?? null, p95: naiveThawStats?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
     { metric: `stall overhead, filesystem frozen as the agents do`, median: frozenStats?.median ?? null, p95: frozenStats?.p95 ?? null, unit: 'ms', target: '<= 50 ms median', judged: frozenStats?.median ?? null, limit: 50 },
-    { metric: `stall overhead, no filesystem frozen`, median: overheadStats?.median ?? null, p95: overheadStats?.p95 ?? null, unit: 'ms', target: '<= 50 ms median', judged: overheadStats?.median ?? null, limit: 50 },
-    { metric: `pile-up stall, ours (${ours.length} runs, p95 = worst)`, median: oursStall?.median ?? null, p95: oursStall?.max ?? null, unit: 'ms', target: '<= 1100 ms (lwt + 100), worst', judged: oursStall?.max ?? null, limit: lockWaitTimeoutMs + 100 },
+    { metric: `stall overhead, filesystem frozen, naive hook`, median: naiveFrozenStats?.median ?? null, p95: naiveFrozenStats?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
+    { metric: `stall overhead, no filesystem frozen, ours`, median: overheadStats?.median ?? null, p95: overheadStats?.p95 ?? null, unit: 'ms', ...naivePlus5(naiveOverheadStats), judged: overheadStats?.median ?? null },
+    { metric: `stall overhead, no filesystem frozen, naive hook`, median: naiveOverheadStats?.median ?? null, p95: naiveOverheadStats?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
+    { metric: `pile-up stall, ours (${oursPileup.length} runs, p95 = worst)`, median: oursStall?.median ?? null, p95: oursStall?.max ?? null, unit: 'ms', target: '<= 1100 ms (lwt + 100), worst', judged: oursStall?.max ?? null, limit: lockWaitTimeoutMs + 100 },
     { metric: `pile-up stall, naive FTWRL (${naive.length} runs)`, median: naiveStall?.median ?? null, p95: naiveStall?.max ?? null, unit: 'ms', target: `~ whole statement (${options.longStatementS * 1000 - 200} ms)`, judged: null, limit: null },
     { metric: 'pile-up stall ratio naive / ours', median: ratio, p95: null, unit: 'x', target: '', judged: null, limit: null },
     { metric: 'holder RSS while holding', median: rss?.median ?? null, p95: rss?.p95 ?? null, unit: 'MB', target: '<= 60 MB median', judged: rss?.median ?? null, limit: 60 },
@@ -1040,7 +1094,7 @@ async function main(): Promise<number> {
   } else {
     say(`stall, filesystem frozen: not measured (${frozenStall.skipped})`);
   }
-  say(`pile-up, ours: attempts ${ours.map((sample) => sample.attempts).join(', ')}; lock timeouts ${ours.map((sample) => sample.lockTimeouts).join(', ')}; freeze took ${ours.map((sample) => (sample.freezeMs / 1000).toFixed(2)).join(', ')} s`);
+  say(`pile-up, ours: attempts ${oursPileup.map((sample) => sample.attempts).join(', ')}; lock timeouts ${oursPileup.map((sample) => sample.lockTimeouts).join(', ')}; freeze took ${oursPileup.map((sample) => (sample.freezeMs / 1000).toFixed(2)).join(', ')} s`);
   const busyQuery = stats(poll.busy.map((sample) => sample.queryMs));
   const busyFind = stats(poll.busy.map((sample) => sample.findBlockersMs));
   say(`poll at ${poll.busy[0]?.rows ?? '?'} rows: query ${busyQuery?.median.toFixed(2)} ms, findBlockers ${busyFind?.median.toFixed(3)} ms (median)`);
@@ -1121,17 +1175,20 @@ async function measureFrozenStallIfPossible(
   exe: string,
   runDirParent: string | undefined,
   step: <T>(title: string, body: () => Promise<T>) => Promise<T>,
-): Promise<{ samples: StallSample[] | null; skipped: string | null }> {
+  naiveOn: (on: TestServer) => BenchHook | undefined,
+): Promise<{ samples: StallSample[] | null; naive: StallSample[] | null; skipped: string | null }> {
   const why = loopFilesystemUnavailable();
   if (why !== undefined) {
     say(`  3b. stall overhead, filesystem frozen: skipped (${why})`);
-    return { samples: null, skipped: why };
+    return { samples: null, naive: null, skipped: why };
   }
   loopFilesystem = await mountLoopFilesystem();
   frozenServer = await startMariaDB({ datadir: path.join(loopFilesystem.mountPoint, 'data') });
   const setup = benchSetup(frozenServer, exe, runDirParent === undefined ? undefined : path.join(runDirParent, 'run-frozen'));
-  const samples = await step(`3b. stall overhead, data directory's filesystem frozen (${options.holdMs} ms hold)`, () => measureStall(frozenServer!, setup, options, loopFilesystem));
-  return { samples, skipped: null };
+  const samples = await step(`3b. stall overhead, data directory's filesystem frozen (${options.holdMs} ms hold)`, () => measureStall(frozenServer!, ourHook(setup), options, loopFilesystem));
+  const naive = naiveOn(frozenServer);
+  const naiveSamples = naive === undefined ? null : await step('3bn. stall overhead, filesystem frozen, naive hook', () => measureStall(frozenServer!, naive, options, loopFilesystem));
+  return { samples, naive: naiveSamples, skipped: null };
 }
 
 /** A hook setup whose names link to our private copy of the executable; run_dir on tmpfs if given. */
@@ -1154,6 +1211,7 @@ let loopFilesystem: LoopFilesystem | undefined;
 async function cleanUp(): Promise<void> {
   await loopFilesystem?.thaw().catch(() => undefined);
   if (frozen !== undefined) await runExe(frozen, 'post-thaw-script', ['thaw'], 10_000).catch(() => undefined);
+  if (naiveThaw !== undefined) await launch(naiveThaw, [], { PATH: process.env.PATH ?? '/usr/bin:/bin' }, 10_000).catch(() => undefined);
   await frozenServer?.remove().catch((error: unknown) => say(`cannot remove the server: ${errorText(error)}`));
   await loopFilesystem?.remove().catch((error: unknown) => say(`cannot remove the loop filesystem: ${errorText(error)}`));
   naiveChild?.kill('SIGKILL');

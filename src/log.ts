@@ -8,6 +8,7 @@
  */
 import fs = require('node:fs');
 import pino from 'pino';
+import { openOwnedFile, trustedOwners } from './safepath';
 
 export type Logger = pino.Logger;
 
@@ -32,19 +33,16 @@ export function createLogger(logFile: string, operation: string): Logger {
   return logger;
 }
 
-const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const { O_WRONLY, O_APPEND, O_CREAT } = fs.constants;
 
 /**
- * Opens the log for appending. We are root and the path is in a shared directory: never through a
- * symlink, and never anything but a regular file (a FIFO planted there would block every write).
+ * Opens the log for appending. We are root and the path may be in a shared directory: never through a
+ * symlink, never anything but a regular file of root's (or ours) that nobody else can write (a FIFO would
+ * block every write; another user's file would let her read our lines and forge others), and never under
+ * a directory that another user could change.
  */
 function openLogFile(logFile: string): number {
-  const fd = fs.openSync(logFile, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0o640);
-  if (!fs.fstatSync(fd).isFile()) {
-    fs.closeSync(fd);
-    throw new Error(`${logFile} is not a regular file`);
-  }
-  return fd;
+  return openOwnedFile(logFile, O_WRONLY | O_APPEND | O_CREAT, trustedOwners(), 0o640);
 }
 
 /**

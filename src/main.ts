@@ -23,7 +23,7 @@ async function main({ invocation, holder }: Start): Promise<number> {
   switch (invocation.kind) {
     case 'hook': {
       const early = holder === undefined ? undefined : new (await import('./snapshot/holderprocess')).HolderProcess(holder);
-      return (await import('./snapshot/hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(early ? { holder: early } : {}) });
+      return (await import('./snapshot/hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(invocation.agent ? { agent: invocation.agent } : {}), ...(early ? { holder: early } : {}) });
     }
     case 'holder':
       return (await import('./snapshot/holder')).runHolder();

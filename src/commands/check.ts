@@ -1,8 +1,9 @@
 /**
  * `vmware-mysql-snapshot check`: a Nagios/Icinga plugin. One line and performance data; exit 0 OK,
  * 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the monitoring-plugins conventions).
- *   CRITICAL: a lock held past max_lock_time, the last freeze or thaw failed, or the last thaw ended a
- *             snapshot the lock did not cover (after a failed freeze, too: src/snapshot/thaw.ts).
+ *   CRITICAL: a lock held past max_lock_time or held without a record, the last freeze or thaw failed,
+ *             or the last thaw ended a snapshot the lock did not cover (after a failed freeze, too:
+ *             src/snapshot/thaw.ts).
  *   WARNING:  no successful freeze within --max-age.
  *   UNKNOWN:  the state or the history cannot be read.
  */
@@ -31,6 +32,10 @@ export function evaluate(report: StatusReport, history: History | null, options:
   const success = history === null ? undefined : lastRun(history, (run) => run.operation === 'freeze' && run.result === 'locked');
   const ageSeconds = success === undefined ? undefined : Math.max(0, Math.round((options.now - success.at) / 1000));
   const perfdata = perfData(success, history, ageSeconds, options);
+  const unrecorded = report.unrecorded[0];
+  if (unrecorded !== undefined) {
+    return { state: 'CRITICAL', message: `lock holder pid ${unrecorded.pid} holds or takes a lock in ${report.runDir} without a readable state: run "post-thaw-script thaw" to release it`, perfdata };
+  }
   if (report.problems.length > 0) return { state: 'UNKNOWN', message: `cannot read the state: ${report.problems.join('; ')}`, perfdata };
   const current = report.current;
   if (report.phase === 'holding' && current !== null && (current.heldMs ?? 0) > options.maxLockTime * 1000 + 5000) {

@@ -24,7 +24,9 @@ import { openSession, type Session } from '../server/session';
 import { readProcesslist } from '../server/processlist';
 import { heldMs, isLastRun, isOurHolderState, type HolderState, type LastRun } from '../snapshot/holderstate';
 import { LAST_FILE, readJson, STATE_FILE } from '../state/statedir';
+import { lastRun, readHistory, type LockWaitSummary } from '../state/history';
 import { statementPreview } from '../snapshot/window';
+import { serverText } from '../server/blockers';
 import { type ProcessRow } from '../server/processlist';
 
 export const DEFAULT_HOLD_SECONDS = 10;
@@ -85,6 +87,8 @@ export interface LockTestResult {
   blocked?: BlockedSession[];
   /** why the processlist could not be watched */
   monitorProblem?: string;
+  /** who held up freeze's lock (or a statement it waited for), as freeze recorded it in the history */
+  lockWait?: LockWaitSummary;
   report: string;
 }
 
@@ -182,8 +186,11 @@ class LockTest {
       process.stderr.write(`lock-test: interrupted by ${this.interrupted} before freezing: nothing was done\n`);
       return { exitCode: INTERRUPTED_EXIT, interrupted: this.interrupted, locked: false, report: '' };
     }
+    const freezeStartedAt = Date.now();
     const freeze = await this.freeze();
     const result: LockTestResult = { exitCode: freeze.code, freeze, locked: false, report: '' };
+    const lockWait = this.freezeLockWait(freezeStartedAt);
+    if (lockWait !== undefined) result.lockWait = lockWait;
     if (freeze.code !== 0) {
       // Freeze failed (or was interrupted): it released everything itself; the agent would not thaw.
       return this.finish(result);
@@ -201,6 +208,14 @@ class LockTest {
     result.exitCode = thaw.code === 0 && this.interrupted !== undefined ? INTERRUPTED_EXIT : thaw.code;
     this.readOutcome(result);
     return this.finish(result);
+  }
+
+  /** What the freeze that started at `since` recorded about who held up its lock. */
+  private freezeLockWait(since: number): LockWaitSummary | undefined {
+    const history = readHistory(this.settings.historyFile);
+    if (history.kind !== 'ok') return undefined;
+    const run = lastRun(history.value, (one) => one.operation === 'freeze');
+    return run !== undefined && run.at >= since ? run.lockWait : undefined;
   }
 
   private async openMonitor(): Promise<void> {
@@ -416,6 +431,7 @@ export function formatReport(result: LockTestResult, holdMs: number, configFile:
   if (freeze.code !== 0) {
     lines.push(['freeze', `FAILED with exit ${freeze.code} after ${preciseSeconds(freeze.ms)}: nothing is held`]);
     for (const line of outputLines(freeze)) lines.push(['', line]);
+    lockWaitLines(result.lockWait, lines);
     if (result.interrupted !== undefined) lines.push(['interrupted', `by ${result.interrupted} while freezing`]);
     return render(lines);
   }
@@ -431,6 +447,7 @@ export function formatReport(result: LockTestResult, holdMs: number, configFile:
     const held = result.heldMs === undefined || result.heldMs === null ? 'unknown' : preciseSeconds(result.heldMs);
     lines.push(['hold time', `${held} (asked for ${holdMs / 1000} s${result.lockMode ? `, lock_mode ${result.lockMode}` : ''})`]);
     lines.push(['coordinates', describeCoordinates(result.coordinates)]);
+    lockWaitLines(result.lockWait, lines);
     for (const warning of freeze.stderr.split('\n').filter((line) => line.trim() !== '')) lines.push(['freeze said', warning.trim()]);
     if (result.blocked === undefined) {
       lines.push(['blocked sessions', `unknown (${result.monitorProblem ?? 'not watched'})`]);
@@ -453,6 +470,16 @@ export function formatReport(result: LockTestResult, holdMs: number, configFile:
     for (const line of said.slice(1)) lines.push(['', line]);
   }
   return render(lines);
+}
+
+/** Who held up the lock, and what to do: the culprits one line each. */
+function lockWaitLines(wait: LockWaitSummary | undefined, lines: Array<[string, string]>): void {
+  if (wait === undefined) return;
+  lines.push(['held up by', wait.culprits.length === 0 ? wait.summary : `${wait.culprits.length} session(s)`]);
+  for (const one of wait.culprits) {
+    lines.push(['', `thread ${one.thread} (${serverText(one.user, 64)}@${serverText(one.host, 64)}, ${one.cause.replace(/_/g, ' ')}, ${one.seconds.toFixed(0)} s)${one.holds === '' ? '' : `: ${one.holds}`}`]);
+  }
+  lines.push(['advice', wait.advice]);
 }
 
 function outputLines(run: HookRun): string[] {

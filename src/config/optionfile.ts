@@ -5,8 +5,8 @@
  *
  * Problems are reported as `FILE:LINE: what is wrong` and never quote a value (it may be a password).
  */
-import fs = require('node:fs');
 import path = require('node:path');
+import { listTrustedDirectory, readTrustedFile } from '../safepath';
 
 export interface OptionEntry {
   file: string;
@@ -88,6 +88,8 @@ export function describeReadError(error: unknown): string {
       return 'is a directory';
     case 'ENOTDIR':
       return 'not a directory';
+    case 'UNSAFE_PATH':
+      return `not safe: ${error instanceof Error ? error.message : String(error)}`;
     default:
       return error instanceof Error ? error.message : String(error);
   }
@@ -104,12 +106,14 @@ interface IncludeContext {
   parsed: ParsedOptions;
 }
 
+/** Opened once, checked on the descriptor (and its directories), and that text is what is parsed. */
 function readTextFile(file: string): string {
-  return fs.readFileSync(file, 'utf8');
+  return readTrustedFile(file).text;
 }
 
+/** Full paths of the directory's entries. */
 function listDirectory(directory: string): string[] {
-  return fs.readdirSync(directory);
+  return listTrustedDirectory(directory);
 }
 
 /** `chain` holds the resolved paths of the files being read, outermost first. */
@@ -164,8 +168,8 @@ function includeDirectory(directory: string, where: string, chain: readonly stri
     );
     return;
   }
-  const optionFiles = names.filter((name) => name.endsWith('.cnf')).sort();
-  for (const name of optionFiles) includeFile(path.join(directory, name), where, chain, context);
+  const optionFiles = names.map((name) => path.resolve(directory, name)).filter((file) => file.endsWith('.cnf')).sort();
+  for (const file of optionFiles) includeFile(file, where, chain, context);
 }
 
 function parseEvents(text: string, file: string): ParseEvent[] {

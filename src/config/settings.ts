@@ -5,6 +5,7 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { HookError } from '../errors';
+import { profileById, type AgentId } from '../agents/profiles';
 import { describeReadError, errorCode, readOptionFile, type OptionEntry, type ParsedOptions } from './optionfile';
 
 /** The lock modes (server/lockmodes.ts says what each takes); `auto` picks one per server. */
@@ -21,6 +22,8 @@ export interface ClientSettings {
   host?: string;
   port?: number;
   socket?: string;
+  /** The server's RSA public key (PEM), for a password asked in full over TCP (server/authplugins.ts). */
+  serverPublicKeyPath?: string;
 }
 
 export interface Settings {
@@ -33,8 +36,10 @@ export interface Settings {
   longQueryTime: number;
   /** Seconds, > 0. */
   maxLockTime: number;
-  /** Seconds, > 0. */
+  /** Seconds, > 0: the configured value, else the calling agent's default (withAgentDefaults), else 300. */
   freezeTimeout: number;
+  /** Whether the configuration sets freeze_timeout (an agent's default applies only when it does not). */
+  freezeTimeoutSet: boolean;
   /** Absolute path. */
   runDir: string;
   /** Absolute path. */
@@ -121,6 +126,7 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
     longQueryTime: readDuration(snapshot, 'long_query_time', DEFAULTS.longQueryTime, problems),
     maxLockTime: readDuration(snapshot, 'max_lock_time', DEFAULTS.maxLockTime, problems),
     freezeTimeout,
+    freezeTimeoutSet: snapshot.has('freeze_timeout'),
     runDir: readAbsolutePath(snapshot, 'run_dir', DEFAULTS.runDir, problems),
     logFile: readAbsolutePath(snapshot, 'log_file', DEFAULTS.logFile, problems),
     ignoreCommands: readList(snapshot, 'ignore_commands'),
@@ -169,10 +175,19 @@ export function loadSettings(file: string, options: LoadOptions): Settings {
   return settings;
 }
 
+/**
+ * The settings for a hook run by `agent`: freeze_timeout, when the configuration does not set it, is the
+ * agent's default, which leaves the freeze time to end before the agent gives up on it.
+ */
+export function withAgentDefaults(settings: Settings, agent: AgentId | undefined): Settings {
+  if (agent === undefined || settings.freezeTimeoutSet) return settings;
+  return { ...settings, freezeTimeout: profileById(agent).defaultFreezeTimeout };
+}
+
 type ValuedEntry = OptionEntry & { value: string };
 type Section = ReadonlyMap<string, ValuedEntry>;
 
-const CREDENTIAL_KEYS = ['user', 'password', 'host', 'port', 'socket'] as const;
+const CREDENTIAL_KEYS = ['user', 'password', 'host', 'port', 'socket', 'server_public_key_path'] as const;
 type CredentialKey = (typeof CREDENTIAL_KEYS)[number];
 
 const KNOWN_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
@@ -243,6 +258,14 @@ function configReadError(file: string, error: unknown): HookError {
       { cause: error },
     );
   }
+  if (code === 'UNSAFE_PATH') {
+    return new HookError(
+      'CONFIG',
+      `configuration file ${file} is not safe to read as root: ${(error as Error).message} ` +
+        '(it and every directory above it must belong to root and be writable by nobody else)',
+      { cause: error },
+    );
+  }
   if (code === 'EACCES' || code === 'EPERM') {
     return new HookError(
       'CONFIG',
@@ -272,7 +295,7 @@ function collectSections(entries: readonly OptionEntry[], problems: string[]): M
       continue;
     }
     if (!knownKeys.includes(entry.key)) {
-      problems.push(`${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`);
+      problems.push(unknownOptionProblem(where, entry));
       continue;
     }
     const identity = `${entry.section}\0${entry.key}`;
@@ -294,6 +317,35 @@ function collectSections(entries: readonly OptionEntry[], problems: string[]): M
     sections.set(entry.section, section);
   }
   return sections;
+}
+
+/**
+ * A line such as `password S3cret`, `password: S3cret` or a bare `S3cret` reads as an option whose name
+ * is the secret: the name is shown only when it is a known option's name or one typo away from one.
+ */
+function unknownOptionProblem(where: string, entry: OptionEntry): string {
+  const known = [...KNOWN_KEYS.values()].flat();
+  if (known.includes(entry.key)) return `${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`;
+  const near = known.find((key) => editDistance(key, entry.key) <= 2);
+  if (near !== undefined) return `${where}: unknown option ${entry.key} in [${entry.section}]: did you mean ${near}?`;
+  // Words joined by underscores read as a misspelt option, not as a password.
+  if (/^[a-z]+(?:_[a-z]+)+$/.test(entry.key)) return `${where}: unknown option ${entry.key} in [${entry.section}]${placementHint(entry)}`;
+  return (
+    `${where}: not a known option in [${entry.section}] (the line is not shown: it may hold a password); ` +
+    `write KEY = VALUE, known options are ${(KNOWN_KEYS.get(entry.section) ?? []).join(', ')}`
+  );
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 function placementHint(entry: OptionEntry): string {
@@ -322,6 +374,8 @@ function resolveClient(file: string, ownClient: Section, options: LoadOptions, p
   if (port !== undefined) settings.port = port;
   const socket = validated(merged.get('socket'), parseAbsolutePath, problems);
   if (socket !== undefined) settings.socket = socket;
+  const serverPublicKeyPath = validated(merged.get('server_public_key_path'), parseAbsolutePath, problems);
+  if (serverPublicKeyPath !== undefined) settings.serverPublicKeyPath = serverPublicKeyPath;
 
   return {
     settings,
@@ -384,7 +438,9 @@ function isCredentialKey(key: string): key is CredentialKey {
   return (CREDENTIAL_KEYS as readonly string[]).includes(key);
 }
 
+/** [client] values are never shown: a password typed on the wrong line would be printed. */
 function describeEntry(entry: ValuedEntry): string {
+  if (entry.section === 'client') return `${entry.file}:${entry.line}: ${entry.key}`;
   return `${entry.file}:${entry.line}: ${entry.key} = ${JSON.stringify(entry.value)}`;
 }
 

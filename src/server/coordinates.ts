@@ -5,6 +5,8 @@
  * spellings differ between MySQL, MariaDB and their versions; columns are matched by name, both spellings.
  */
 import type { RowDataPacket } from 'mysql2/promise';
+import { formatPosition, GALERA_POSITION_STATEMENT, parseGaleraPosition, readGaleraPosition, type GaleraPosition } from './galera';
+import { printable } from './printable';
 import type { Session } from './session';
 import { ER_PARSE_ERROR, firstAccepted } from './statements';
 
@@ -36,6 +38,8 @@ export interface Coordinates {
   replication?: ReplicaChannel[];
   /** set when the replica status could not be read (e.g. a missing privilege): the reason */
   replicationUnknown?: string;
+  /** a Galera node: its cluster state uuid and the seqno of its last committed write-set, under the lock */
+  galera?: GaleraPosition;
 }
 
 const ER_SPECIFIC_ACCESS_DENIED = 1227;
@@ -84,10 +88,17 @@ export async function probeReplication(session: Session): Promise<ReplicationPro
   }
 }
 
-export async function readCoordinates(session: Session, replication: ReplicationProbe = { kind: 'replica' }): Promise<Coordinates> {
-  const coordinates = session.server.isMariaDB ? await readMariadbPosition(session) : await readMysqlPosition(session);
+/** `galera`: the server is a Galera node (freeze asked before locking): its position is read as well. */
+export async function readCoordinates(session: Session, replication: ReplicationProbe = { kind: 'replica' }, galera = false): Promise<Coordinates> {
+  const coordinates = session.server.isMariaDB ? await readMariadbPosition(session, galera) : await readMysqlPosition(session);
+  if (galera && coordinates.galera === undefined) await addGalera(session, coordinates);
   await addReplication(session, coordinates, replication);
   return coordinates;
+}
+
+async function addGalera(session: Session, coordinates: Coordinates): Promise<void> {
+  const position = await readGaleraPosition(session);
+  if (position !== null) coordinates.galera = position;
 }
 
 const MARIADB_GTID = 'SELECT @@global.gtid_binlog_pos AS binlogPos, @@global.gtid_slave_pos AS slavePos';
@@ -96,12 +107,15 @@ const MARIADB_GTID = 'SELECT @@global.gtid_binlog_pos AS binlogPos, @@global.gti
  * MariaDB keeps the GTID positions in variables, apart from the binary-log status. A session that allows
  * several statements per query (the holder's, while writers wait) reads both in one round trip.
  */
-async function readMariadbPosition(session: Session): Promise<Coordinates> {
+async function readMariadbPosition(session: Session, galera: boolean): Promise<Coordinates> {
   const [usual] = binlogStatusStatements(true);
   if (session.multipleStatements) {
     try {
-      const [results] = await session.connection.query<RowDataPacket[][]>(`${usual}; ${MARIADB_GTID}`);
-      return mariadbCoordinates(results[0] ?? [], results[1]?.[0]);
+      const [results] = await session.connection.query<RowDataPacket[][]>(`${usual}; ${MARIADB_GTID}${galera ? `; ${GALERA_POSITION_STATEMENT}` : ''}`);
+      const coordinates = mariadbCoordinates(results[0] ?? [], results[1]?.[0]);
+      const position = galera ? parseGaleraPosition(results[2] ?? []) : null;
+      if (position !== null) coordinates.galera = position;
+      return coordinates;
     } catch (error) {
       if (errno(error) !== ER_PARSE_ERROR) throw error; // the other spelling, one statement at a time
     }
@@ -181,9 +195,10 @@ export function parseReplicaStatus(rows: readonly Row[]): ReplicaChannel[] {
 }
 
 /** Coordinates under LOCK INSTANCE FOR BACKUP (MySQL 8.0+): performance_schema.log_status, then replicas. */
-export async function readCoordinatesFromLogStatus(session: Session, replication: ReplicationProbe = { kind: 'replica' }): Promise<Coordinates> {
+export async function readCoordinatesFromLogStatus(session: Session, replication: ReplicationProbe = { kind: 'replica' }, galera = false): Promise<Coordinates> {
   const [rows] = await session.connection.query<RowDataPacket[]>('SELECT LOCAL FROM performance_schema.log_status');
   const coordinates: Coordinates = parseLogStatus(rows[0]);
+  if (galera) await addGalera(session, coordinates);
   await addReplication(session, coordinates, replication);
   return coordinates;
 }
@@ -249,10 +264,11 @@ export function describeCoordinates(coordinates: Coordinates | undefined): strin
   if (coordinates === undefined) return 'no coordinates';
   const parts = [coordinates.binlog ? `binlog ${coordinates.binlog.file}:${coordinates.binlog.position}` : 'no binary log'];
   if (coordinates.gtid) parts.push(`gtid ${coordinates.gtid}`);
+  if (coordinates.galera) parts.push(`galera ${formatPosition(coordinates.galera)}`);
   for (const channel of coordinates.replication ?? []) {
     const name = channel.channel === '' ? 'source' : `source '${channel.channel}'`;
     const position = channel.sourceLogFile ? `${channel.sourceLogFile}:${channel.sourceLogPosition}` : 'no position';
     parts.push(`${name} ${channel.sourceHost ?? '?'} executed ${position}${channel.gtid ? ` gtid ${channel.gtid}` : ''}`);
   }
-  return parts.join(', ');
+  return printable(parts.join(', '));
 }

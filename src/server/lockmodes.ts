@@ -11,6 +11,7 @@
  * |               |                                                     | coordinates are a lower bound           |
  */
 import type { LockMode, LockModeSetting } from '../config/settings';
+import { backupStagePausesGalera } from './galera';
 import type { ServerInfo } from './session';
 
 export type { LockMode, LockModeSetting };
@@ -19,6 +20,8 @@ export type { LockMode, LockModeSetting };
 export interface ServerTraits extends Pick<ServerInfo, 'version' | 'isMariaDB'> {
   /** Percona Server's have_backup_locks = YES */
   backupLocks: boolean;
+  /** a Galera node (wsrep_on with a provider): the lock must also pause its replication (src/server/galera.ts) */
+  galera?: boolean;
 }
 
 export interface LockPlan {
@@ -51,7 +54,11 @@ export function unsupportedReason(mode: LockMode, server: ServerTraits): string 
     case 'ftwrl':
       return undefined;
     case 'backup_stage':
-      return server.isMariaDB && atLeast(server.version, 10, 4) ? undefined : `BACKUP STAGE needs MariaDB 10.4 or later (this is ${server.version})`;
+      if (!server.isMariaDB || !atLeast(server.version, 10, 4)) return `BACKUP STAGE needs MariaDB 10.4 or later (this is ${server.version})`;
+      if (server.galera === true && !backupStagePausesGalera(versionNumbers(server.version))) {
+        return `on a Galera node BACKUP STAGE pauses replication only from MariaDB 10.5.25, 10.6.18, 10.11.8, 11.4.2 (MDEV-33211; this is ${server.version}): before that the appliers commit under it`;
+      }
+      return undefined;
     case 'backup_locks':
       return server.backupLocks ? undefined : `backup locks need Percona Server with have_backup_locks (this is ${server.version})`;
     case 'instance':
@@ -61,6 +68,14 @@ export function unsupportedReason(mode: LockMode, server: ServerTraits): string 
 
 /** The mode `auto` takes: the gentlest lock that still gives a snapshot at exactly the recorded coordinates. */
 export function chooseMode(server: ServerTraits): { mode: LockMode; reason: string } {
+  if (server.galera === true && server.isMariaDB) {
+    return unsupportedReason('backup_stage', server) === undefined
+      ? { mode: 'backup_stage', reason: 'Galera node: BACKUP STAGE desyncs and pauses the node at BLOCK_DDL, then BLOCK_COMMIT stops its commits while running transactions go on' }
+      : { mode: 'ftwrl', reason: 'Galera node on a MariaDB whose BACKUP STAGE does not pause replication (before MDEV-33211): FLUSH TABLES WITH READ LOCK desyncs and pauses the node' };
+  }
+  if (server.galera === true) {
+    return { mode: 'ftwrl', reason: 'Galera node: FLUSH TABLES WITH READ LOCK desyncs and pauses the node, so that its position stands still under the lock' };
+  }
   if (unsupportedReason('backup_stage', server) === undefined) {
     return { mode: 'backup_stage', reason: 'MariaDB 10.4+: BACKUP STAGE BLOCK_COMMIT stops commits, DDL and non-transactional writes while running transactions go on' };
   }

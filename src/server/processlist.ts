@@ -3,6 +3,7 @@
  * the connection is ours.
  */
 import { ER_BAD_FIELD_ERROR, ER_NO_SUCH_TABLE, ER_PARSE_ERROR, firstAccepted } from './statements';
+import { printable } from './printable';
 import type { ConnectionProof, Session } from './session';
 
 /** One thread of the processlist, as every server spells it. */
@@ -31,14 +32,16 @@ export async function readProcesslist(session: Session): Promise<ProcessRow[]> {
   const known = processlistSource.get(session);
   const { statement, rows } = await firstAccepted(session, known === undefined ? sources : [known], SOURCE_MISSING, [], { compiled: true });
   processlistSource.set(session, statement);
+  // Names made printable here; the statement text is kept as sent (its kind is read from it) and made
+  // printable wherever it is shown (statementPreview).
   return rows.map((row) => ({
     id: Number(row['id']),
-    user: String(row['user'] ?? ''),
-    host: String(row['host'] ?? ''),
-    db: row['db'] === null ? null : String(row['db']),
-    command: String(row['command'] ?? ''),
+    user: printable(String(row['user'] ?? '')),
+    host: printable(String(row['host'] ?? '')),
+    db: row['db'] === null ? null : printable(String(row['db'])),
+    command: printable(String(row['command'] ?? '')),
     timeMs: Number(row['timeMs'] ?? 0),
-    state: row['state'] === null ? null : String(row['state']),
+    state: row['state'] === null ? null : printable(String(row['state'])),
     info: row['info'] === null ? null : String(row['info']),
   }));
 }

@@ -7,7 +7,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { firstSupported, parseReplicaStatus, replicaStatusStatements } from './coordinates';
 import { serverError, type Session } from './session';
-import { sleep } from '../clock';
+import { sleep, type Deadline } from '../clock';
 
 export interface StoppedApplier {
   /** statements that start the stopped appliers again */
@@ -47,7 +47,7 @@ async function openTemporaryTables(session: Session): Promise<number> {
  * Stops every running applier and waits until no replicated temporary table is open (starting it
  * again for a moment between checks). Returns undefined if the server is no replica or none runs.
  */
-export async function stopAppliers(session: Session, deadline: number): Promise<StoppedApplier | undefined> {
+export async function stopAppliers(session: Session, deadline: Deadline): Promise<StoppedApplier | undefined> {
   try {
     return await stopAppliersUntilSafe(session, deadline);
   } catch (error) {
@@ -55,7 +55,7 @@ export async function stopAppliers(session: Session, deadline: number): Promise<
   }
 }
 
-async function stopAppliersUntilSafe(session: Session, deadline: number): Promise<StoppedApplier | undefined> {
+async function stopAppliersUntilSafe(session: Session, deadline: Deadline): Promise<StoppedApplier | undefined> {
   const { isMariaDB } = session.server;
   const { rows } = await firstSupported(session, replicaStatusStatements(isMariaDB));
   const running = parseReplicaStatus(rows).filter((channel) => channel.sqlRunning).map((channel) => channel.channel);
@@ -73,7 +73,7 @@ async function stopAppliersUntilSafe(session: Session, deadline: number): Promis
   const stopped = await runAll(stops);
   while ((await openTemporaryTables(session)) > 0) {
     await runAll(starts);
-    if (Date.now() >= deadline) return { restart: [], channels: running, leftRunning: true };
+    if (deadline.passed()) return { restart: [], channels: running, leftRunning: true };
     await sleep(1000);
     await runAll(stops);
   }

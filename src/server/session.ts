@@ -2,9 +2,14 @@
  * The MySQL/MariaDB session: connecting directly to the server, what it is, and errors that say what to
  * fix. The processlist and our KILL are in processlist.ts, privilege checks in privileges.ts.
  */
+import net = require('node:net');
 import * as mysql from 'mysql2/promise';
 import type { ClientSettings } from '../config/settings';
 import { HookError } from '../errors';
+import { readTrustedFile } from '../safepath';
+import { authPlugins } from './authplugins';
+import { printable } from './printable';
+import { provenSocketPath, provenTcpStream, serverOwners } from './endpoint';
 
 export interface ServerInfo {
   version: string;
@@ -41,6 +46,12 @@ export interface ConnectionProof {
 }
 
 const SERVER_DOWN_CODES = new Set(['ENOENT', 'ECONNREFUSED']);
+const DEFAULT_SOCKET = '/run/mysqld/mysqld.sock';
+
+/** The hook's account needs this many connections at once: freeze's session and the lock holder's (see connectionlimit.ts). */
+export const CONNECTIONS_NEEDED = 2;
+/** ER_TOO_MANY_USER_CONNECTIONS, ER_USER_LIMIT_REACHED: a login refused for the account's connection limit */
+const CONNECTION_LIMIT_ERRNOS = new Set([1203, 1226]);
 
 /**
  * Connects and logs in, and sends no statement: the holder's connection, whose server freeze's session
@@ -49,15 +60,16 @@ const SERVER_DOWN_CODES = new Set(['ENOENT', 'ECONNREFUSED']);
  */
 export async function openLink(client: ClientSettings, options: { connectTimeoutMs?: number; multipleStatements?: boolean } = {}): Promise<Link> {
   const multipleStatements = options.multipleStatements ?? false;
+  const connectTimeout = options.connectTimeoutMs ?? 10_000;
   let connection: mysql.Connection;
   try {
+    const endpoint = await provenEndpoint(client, connectTimeout);
     connection = await mysql.createConnection({
       user: client.user,
       password: client.password,
-      ...(client.socket !== undefined || client.host === undefined || client.host === 'localhost'
-        ? { socketPath: client.socket ?? '/run/mysqld/mysqld.sock' }
-        : { host: client.host, port: client.port ?? 3306 }),
-      connectTimeout: options.connectTimeoutMs ?? 10_000,
+      ...endpoint,
+      authPlugins: authPlugins({ password: client.password ?? '', provenSocket: 'socketPath' in endpoint, ...serverPublicKey(client) }),
+      connectTimeout,
       supportBigNumbers: true,
       multipleStatements,
       // Rows parsed as they come, not by code generated and compiled for each new set of columns: our
@@ -71,6 +83,26 @@ export async function openLink(client: ClientSettings, options: { connectTimeout
   // A server that goes away emits 'error' on an idle connection: the next query reports it; never crash.
   connection.on('error', () => undefined);
   return { connection, multipleStatements, close: () => connection.end().catch(() => connection.destroy()), destroy: () => connection.destroy() };
+}
+
+/** Where mysql2 connects: a proven socket path, or a TCP stream already proven (see endpoint.ts). */
+async function provenEndpoint(client: ClientSettings, timeoutMs: number): Promise<{ socketPath: string } | { stream: net.Socket }> {
+  const owners = serverOwners();
+  if (usesSocket(client)) return { socketPath: provenSocketPath(client.socket ?? DEFAULT_SOCKET, owners) };
+  return { stream: await provenTcpStream(client.host ?? 'localhost', client.port ?? 3306, owners, timeoutMs) };
+}
+
+function serverPublicKey(client: ClientSettings): { serverPublicKey?: string } {
+  if (client.serverPublicKeyPath === undefined) return {};
+  try {
+    return { serverPublicKey: readTrustedFile(client.serverPublicKeyPath).text };
+  } catch (error) {
+    throw new HookError('CONFIG', `server_public_key_path ${client.serverPublicKeyPath} cannot be used (${(error as Error).message})`, { cause: error });
+  }
+}
+
+function usesSocket(client: ClientSettings): boolean {
+  return client.socket !== undefined || client.host === undefined || client.host === 'localhost';
 }
 
 /** A connection that knows its server: its version, our connection id and account, its start time. */
@@ -112,10 +144,10 @@ async function readServerInfo(connection: mysql.Connection): Promise<ServerInfo>
   const row = rows[0] ?? {};
   const uptime = Number(status[0]?.['Value'] ?? 0);
   return {
-    version: String(row['version']),
+    version: printable(String(row['version'])),
     isMariaDB: /mariadb/i.test(String(row['version'])),
     connectionId: Number(row['id']),
-    account: String(row['account']),
+    account: printable(String(row['account'])),
     logBin: Number(row['logBin']) === 1,
     startedAt: Math.round((Number(row['now']) - uptime) * 1000),
     datadir: String(row['datadir']),
@@ -128,21 +160,30 @@ export function isServerDown(error: unknown): boolean {
 }
 
 function describeTarget(client: ClientSettings): string {
-  return client.socket !== undefined || client.host === undefined || client.host === 'localhost'
-    ? `socket ${client.socket ?? '/run/mysqld/mysqld.sock'}`
+  return usesSocket(client)
+    ? `socket ${client.socket ?? DEFAULT_SOCKET}`
     : `${client.host}:${client.port ?? 3306}`;
 }
 
 export function connectError(error: unknown, client: ClientSettings): HookError {
   const code = String((error as { code?: unknown }).code);
-  const message = (error as Error).message;
+  const message = printable((error as Error).message);
   if (SERVER_DOWN_CODES.has(code)) {
     return new HookError('SERVER_DOWN', `the server is not running (${describeTarget(client)}: ${code})`, { cause: error });
   }
+  if (error instanceof HookError) return error;
+  if (/is not sent in clear/.test(message)) return new HookError('UNSAFE', `refusing to log in to ${describeTarget(client)}: ${message}`, { cause: error });
   if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR') {
     return new HookError(
       'ACCESS',
       `the server refused the login (${message}): check user and password in [client] of the configuration file`,
+      { cause: error },
+    );
+  }
+  if (CONNECTION_LIMIT_ERRNOS.has(Number((error as { errno?: unknown }).errno))) {
+    return new HookError(
+      'SERVER',
+      `the server refused a connection of user ${client.user} (${message}): the hook needs ${CONNECTIONS_NEEDED} connections of its account at once (freeze's and the lock holder's); raise the account's MAX_USER_CONNECTIONS or the server's max_user_connections (vmware-mysql-snapshot doctor checks it)`,
       { cause: error },
     );
   }
@@ -153,9 +194,17 @@ export function connectError(error: unknown, client: ClientSettings): HookError 
 export function serverError(error: unknown, doing: string, account?: string): HookError {
   if (error instanceof HookError) return error;
   const errno = (error as { errno?: unknown }).errno;
-  const message = (error as Error).message;
+  const message = printable((error as Error).message);
   if (isConnectionLost(error)) {
     return new HookError('SERVER', `lost the connection to the server while ${doing} (${message}): is it restarting?`, { cause: error });
+  }
+  if (errno === ER_UNKNOWN_COM_ERROR && /WSREP/i.test(message)) {
+    return new HookError(
+      'SERVER',
+      `this Galera node refuses statements while ${doing} (${message}): it is outside the primary component or not yet synced (see wsrep_cluster_status and wsrep_local_state); ` +
+        'snapshot a Synced node of the primary component, or restore the cluster first; nothing is held',
+      { cause: error },
+    );
   }
   if (errno === 1227 || errno === 1142) {
     const privileges = /\(at least one of\) the (.+?) privilege/.exec(message)?.[1];
@@ -164,6 +213,9 @@ export function serverError(error: unknown, doing: string, account?: string): Ho
   }
   return new HookError('SERVER', `server error while ${doing}: ${message}`, { cause: error });
 }
+
+/** ER_UNKNOWN_COM_ERROR: what a Galera node without the primary component answers ("WSREP has not yet prepared node ...") */
+const ER_UNKNOWN_COM_ERROR = 1047;
 
 const CONNECTION_LOST_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'EPIPE', 'ER_SERVER_SHUTDOWN', 'ER_CONNECTION_KILLED']);
 

@@ -4,17 +4,22 @@
  * private channel (src/snapshot/channel.ts). While it holds, it writes nothing outside run_dir (the filesystems
  * may be frozen): it releases first and logs afterwards.
  */
+import net = require('node:net');
 import path = require('node:path');
 import { Channel } from './channel';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from '../server/coordinates';
 import { ThawWatch } from './fsthaw';
+import { ThawStartWatch } from './thawstart';
 import { describedSession, openLink, serverError, withSession, type Link, type Session } from '../server/session';
 import { killConnectionIfOurs } from '../server/processlist';
 import { identify, type ProcessIdentity } from '../state/processes';
+import { monotonic } from '../clock';
 import { VERSION } from '../version';
 import { boundStatement, type LockPlan } from '../server/lockmodes';
 import { heldMs, type FromHolder, type HolderStart, type HolderState, type LockRequest, RELEASE_SIGNAL, type ReleaseReason, type ToHolder } from './holderstate';
-import { STATE_FILE, writeJson } from '../state/statedir';
+import { removeFile, STATE_FILE, writeJson } from '../state/statedir';
+import { newClaimPath } from '../state/holderclaim';
+import { HookError } from '../errors';
 
 /** ER_LOCK_WAIT_TIMEOUT, ER_STATEMENT_TIMEOUT (MariaDB max_statement_time), ER_QUERY_TIMEOUT (MySQL) */
 const LOCK_TIMEOUT_ERRNOS = new Set([1205, 1969, 3024]);
@@ -72,8 +77,14 @@ class Holder {
   private releasing: Promise<void> | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private thawWatch: ThawWatch | undefined;
+  private thawStartWatch: ThawStartWatch | undefined;
   /** why the watch for the filesystem thaw ended without one (logged after the release) */
   private thawWatchProblem: string | undefined;
+  /** our claim on run_dir (src/state/holderclaim.ts), from the lock request to our exit */
+  private claim: net.Server | undefined;
+  /** the server's wait_timeout for our connection while we hold, and when we last sent it a statement */
+  private heldWaitTimeout = 0;
+  private lastStatementAt = 0;
   private resolveDone: (code: number) => void = () => {};
   private readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
 
@@ -102,6 +113,7 @@ class Holder {
           // The channel ends when freeze exits, a moment from now: from here that is no reason to release.
           this.acknowledged = true;
           this.watchForThaw();
+          this.watchForThawStart();
         } else if (message.type === 'abort') {
           void this.stop('aborted', 'freeze aborted');
         }
@@ -114,7 +126,7 @@ class Holder {
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       process.on(signal, () => void this.stop('aborted', `received ${signal}`));
     }
-    // thaw's request, sent after it proved from our state that this PID is us
+    // thaw's request, sent after it proved from our state, or our claim on run_dir, that this PID is us
     process.on(RELEASE_SIGNAL, () => void this.stop('requested', 'post-thaw asked'));
     void this.connect();
     return this.done;
@@ -139,6 +151,10 @@ class Holder {
     if (this.releasing !== undefined) return;
     this.link.connection.on('error', () => void this.stop('lost', 'the server closed the connection'));
     void this.send({ type: 'connected', connectionId: this.link.connection.threadId });
+    // Freeze may wait for a quiet moment longer than the server's wait_timeout: outlast it while idle
+    // (lock() sets the dead-man's value). Not awaited: the lock request queues behind it on the connection.
+    const idleSeconds = Math.ceil(this.start.freezeTimeout) + 60;
+    this.link.connection.query(`SET SESSION wait_timeout = ${idleSeconds}`).catch(() => undefined);
   }
 
   private async lock(request: LockRequest): Promise<void> {
@@ -154,17 +170,25 @@ class Holder {
     // lock already held), and an early holder must not touch the state of a lock someone else holds.
     const connection = { id: session.server.connectionId, user: client.user, serverStartedAt: session.server.startedAt };
     this.state = { ...this.state, connection, lockMode: plan.mode, afterRelease: request.afterRelease, ...(request.thawProbe === null ? {} : { thawProbe: request.thawProbe }) };
-    this.saveState();
+    // No lock without a record: the claim on run_dir and our state in it come first, or nothing is taken.
+    try {
+      this.claim = await claimRunDir(this.start.runDir);
+      if (this.releasing !== undefined) return;
+      this.saveState();
+    } catch (error) {
+      return this.fail(error, false);
+    }
     // The lock statements are bounded on the server itself (see lockPlan), so a writer never waits
     // behind them for long even if we are gone: a FLUSH given up on by the client keeps running there.
-    const startedAt = Date.now();
+    const startedAt = monotonic.now();
+    this.heldWaitTimeout = Math.ceil(maxLockTime) + 10;
     try {
       // Dead-man switch: a hung holder loses its lock on the server a little after max_lock_time (set
       // only now: while freeze waits for a quiet moment this connection may idle for long).
-      await session.connection.query(`SET SESSION wait_timeout = ${Math.ceil(maxLockTime) + 10}, lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
+      await session.connection.query(`SET SESSION wait_timeout = ${this.heldWaitTimeout}, lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitTimeout))}`);
       this.statementRunning = true;
       for (const statement of plan.lock) {
-        await session.connection.query(boundStatement(statement, plan.boundSeconds - (Date.now() - startedAt) / 1000));
+        await session.connection.query(boundStatement(statement, plan.boundSeconds - (monotonic.now() - startedAt) / 1000));
       }
     } catch (error) {
       this.statementRunning = false;
@@ -174,17 +198,30 @@ class Holder {
     this.statementRunning = false;
     if (this.releasing !== undefined) return; // aborted while the statement ran: its socket is closed
     const lockedAt = Date.now();
+    const waitedMs = Math.round(monotonic.now() - startedAt);
     let coordinates: Coordinates;
     try {
-      coordinates = plan.coordinatesFrom === 'log_status' ? await readCoordinatesFromLogStatus(session, request.replication) : await readCoordinates(session, request.replication);
+      coordinates =
+        plan.coordinatesFrom === 'log_status'
+          ? await readCoordinatesFromLogStatus(session, request.replication, request.galera)
+          : await readCoordinates(session, request.replication, request.galera);
     } catch (error) {
       for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
       return this.fail(error, false);
     }
+    this.lastStatementAt = Date.now();
     this.state = { ...this.state, phase: 'held', lockedAt, coordinates };
-    this.saveState();
+    try {
+      this.saveState();
+    } catch (error) {
+      // Held but unrecorded: thaw could not tell this lock from none. Release it and say why.
+      for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
+      this.state = { ...this.state, phase: 'locking' };
+      return this.fail(error, false);
+    }
+    // A Node timer runs on the monotonic clock: a wall-clock step does not move max_lock_time.
     this.expiryTimer = setTimeout(() => void this.stop('expired', `max_lock_time (${maxLockTime} s) reached`), maxLockTime * 1000);
-    void this.send({ type: 'locked', coordinates, lockedAt, waitedMs: lockedAt - startedAt });
+    void this.send({ type: 'locked', coordinates, lockedAt, waitedMs });
   }
 
   /**
@@ -201,6 +238,19 @@ class Holder {
       },
       gaveUp: (why) => (this.thawWatchProblem = why),
     }).start();
+  }
+
+  /**
+   * Where no filesystem is frozen, the hold ends when the agent starts thaw: seen from here at its exec,
+   * not when its runtime is up and asks (src/snapshot/thawstart.ts).
+   */
+  private watchForThawStart(): void {
+    if (this.state.phase !== 'held' || this.releasing !== undefined) return;
+    const watch = new ThawStartWatch(this.start.configFile, (start) => {
+      this.state = { ...this.state, thawStart: start };
+      void this.stop('thaw_started', `${start.name} ${start.operation} started (pid ${start.pid})`);
+    });
+    if (watch.start()) this.thawStartWatch = watch;
   }
 
   private async fail(error: unknown, timedOut: boolean): Promise<void> {
@@ -225,6 +275,7 @@ class Holder {
   private async release(reason: ReleaseReason, detail: string): Promise<void> {
     clearTimeout(this.expiryTimer);
     this.thawWatch?.stop();
+    this.thawStartWatch?.stop();
     const wasHeld = this.state.phase === 'held';
     let phase: HolderState['phase'] = reason === 'expired' ? 'expired' : reason === 'lost' ? 'lost' : wasHeld ? 'released' : 'aborted';
     if (wasHeld && reason !== 'lost') {
@@ -238,8 +289,44 @@ class Holder {
     }
     // After an abandoned attempt, freeze carries on and restarts what it stopped itself.
     const afterRelease = wasHeld ? await this.runAfterRelease() : [];
-    this.state = { ...this.state, phase, releasedAt: Date.now(), releaseReason: reason, detail, afterRelease };
-    if (this.plan !== undefined) this.saveState(); // a holder never told to lock has nothing to report
+    // The real cause of a lost lock is known only now, whichever timer or event came first.
+    const cause = wasHeld && phase === 'lost' ? this.lossCause(Date.now()) : undefined;
+    this.state = {
+      ...this.state,
+      phase,
+      releasedAt: cause?.at ?? Date.now(),
+      releaseReason: cause === undefined ? reason : 'lost',
+      detail: cause?.detail ?? detail,
+      afterRelease,
+    };
+    if (this.claim === undefined) return; // a holder that never claimed run_dir has nothing to report there
+    try {
+      this.saveState();
+    } catch {
+      // Released already. A stale "locking" or "held" record must not outlive us (removing needs no space).
+      try {
+        removeFile(this.start.runDir, STATE_FILE);
+      } catch {
+        // run_dir itself is gone: thaw finds us by our claim while we live, and nothing after
+      }
+    }
+  }
+
+  /**
+   * A connection lost while we held, after we had sent nothing for longer than the server's wait_timeout:
+   * the server dropped it for idling, i.e. this process did not run (stopped, or starved) for that long.
+   * Its timers, max_lock_time's included, fire late when it runs again, so they are not the cause.
+   */
+  private lossCause(now: number): { detail: string; at: number } | undefined {
+    if (this.heldWaitTimeout === 0 || this.lastStatementAt === 0) return undefined;
+    const silentMs = now - this.lastStatementAt;
+    if (silentMs < this.heldWaitTimeout * 1000) return undefined;
+    return {
+      detail:
+        `the server closed the holder's connection after its wait_timeout (${this.heldWaitTimeout} s, max_lock_time + 10 s): ` +
+        `the holder did not run for about ${Math.round(silentMs / 1000)} s (stopped or starved), so the server dropped the lock, not max_lock_time`,
+      at: this.lastStatementAt + this.heldWaitTimeout * 1000,
+    };
   }
 
   /** E.g. restart the replica applier that freeze stopped; what fails is left in the state for thaw. */
@@ -271,6 +358,7 @@ class Holder {
   /** After the release: from here on we may write to disk. */
   private async finish(detail: string): Promise<void> {
     await this.link?.close();
+    this.claim?.close();
     const { phase } = this.state;
     // A holder never told to lock has nothing of its own to tell: whatever stopped it (a refused login,
     // freeze gone) reaches freeze, which logs it; a line here would only repeat it, and out of order.
@@ -282,18 +370,40 @@ class Holder {
     if (this.thawWatchProblem !== undefined) {
       logger.warn({ event: 'thaw_watch.failed', reason: this.thawWatchProblem }, `stopped watching for the filesystem thaw: ${this.thawWatchProblem}; the lock was left to post-thaw`);
     }
-    if (phase === 'released') logger.info({ event: 'lock.released', ...fields }, `lock released (${detail})`);
-    else if (phase === 'expired') logger.error({ event: 'lock.expired', ...fields }, `lock released by itself: ${detail}; the snapshot may not be consistent`);
-    else if (phase === 'lost') logger.error({ event: 'lock.lost', ...fields }, `lock lost: ${detail}`);
-    else logger.warn({ event: 'lock.aborted', ...fields }, `lock attempt stopped: ${detail}`);
+    const why = this.state.detail ?? detail;
+    if (phase === 'released') logger.info({ event: 'lock.released', ...fields }, `lock released (${why})`);
+    else if (phase === 'expired') logger.error({ event: 'lock.expired', ...fields }, `lock released by itself: ${why}; the snapshot may not be consistent`);
+    else if (phase === 'lost') logger.error({ event: 'lock.lost', ...fields }, `lock lost: ${why}`);
+    else logger.warn({ event: 'lock.aborted', ...fields }, `lock attempt stopped: ${why}`);
     this.resolveDone(phase === 'released' ? 0 : 1);
   }
 
+  /** Throws a HookError naming the file and the cause (ENOSPC, EACCES, ...) if the state cannot be written. */
   private saveState(): void {
+    const file = path.join(this.start.runDir, STATE_FILE);
     try {
       writeJson(this.start.runDir, STATE_FILE, this.state);
-    } catch {
-      // run_dir vanished under us: thaw finds no state to act on, and the lock ends at max_lock_time
+    } catch (error) {
+      throw new HookError(
+        'UNSAFE',
+        `cannot record the lock holder's state in ${file} (${(error as Error).message}); nothing is held. Free space in run_dir's filesystem or fix its permissions`,
+        { cause: error },
+      );
     }
   }
+}
+
+/** Listens on a new claim of run_dir (src/state/holderclaim.ts). */
+function claimRunDir(runDir: string): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    // Anyone may connect to an abstract socket: nothing is read or answered on it.
+    const server = net.createServer((socket) => socket.destroy());
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(new HookError('INTERNAL', `cannot claim run_dir ${runDir} for the lock holder: ${error.message}`, { cause: error }));
+    });
+    server.listen({ path: newClaimPath(runDir) }, () => {
+      server.unref();
+      resolve(server);
+    });
+  });
 }

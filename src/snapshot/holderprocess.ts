@@ -9,6 +9,7 @@
  *                       <-------   locked | failed
  *   ack                ------->    from now on outlives freeze (without it, it releases when freeze goes)
  */
+import path = require('node:path');
 import type { Settings } from '../config/settings';
 import { Channel } from './channel';
 import { identify, stopProcess } from '../state/processes';
@@ -71,6 +72,11 @@ export class HolderProcess {
   begin(start: Omit<HolderStart, 'type' | 'version'>): this {
     void this.channel?.send({ type: 'start', version: VERSION, ...start });
     return this;
+  }
+
+  /** Whether its process has ended (its last messages may still be queued). */
+  get hasExited(): boolean {
+    return this.exited;
   }
 
   get pid(): number {
@@ -136,8 +142,10 @@ export function startHolder(settings: Settings, attempt: number, spawned: Holder
       client: settings.client,
       lockWaitTimeout: settings.lockWaitTimeout,
       maxLockTime: settings.maxLockTime,
+      freezeTimeout: settings.freezeTimeout,
       runDir: settings.runDir,
       logFile: settings.logFile,
+      configFile: path.resolve(settings.file),
       freezePid: process.pid,
       attempt,
     },

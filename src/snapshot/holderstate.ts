@@ -1,8 +1,9 @@
 /**
  * What the holder records in run_dir, and the messages between freeze, holder and thaw.
  * freeze <-> holder: the channel made when freeze starts it (src/snapshot/channel.ts; private, carries the credentials).
- * thaw -> holder: RELEASE_SIGNAL, sent only to the PID this state names, after proving it is that process;
- * the answer is the final state, written right after the release.
+ * thaw -> holder: RELEASE_SIGNAL, sent only to the PID this state names, after proving it is that process
+ * (or to a holder proven by its claim on run_dir, src/state/holderclaim.ts); the answer is the final
+ * state, written right after the release.
  */
 import fs = require('node:fs');
 import type { ClientSettings } from '../config/settings';
@@ -12,13 +13,17 @@ import type { LockMode } from '../config/settings';
 import type { LockPlan } from '../server/lockmodes';
 import type { Coordinates, ReplicationProbe } from '../server/coordinates';
 import type { FilesystemFreeze } from './fsthaw';
+import type { ThawStart } from './thawstart';
 import type { ConnectionProof, ServerInfo } from '../server/session';
 import type { ProcessIdentity } from '../state/processes';
 
 export type HolderPhase = 'locking' | 'held' | 'released' | 'expired' | 'lost' | 'aborted';
 
-/** requested: by thaw or freezeFail (RELEASE_SIGNAL); filesystem_thaw: see src/snapshot/fsthaw.ts */
-export type ReleaseReason = 'requested' | 'filesystem_thaw' | 'expired' | 'lost' | 'aborted';
+/**
+ * requested: by thaw or freezeFail (RELEASE_SIGNAL); thaw_started: thaw's exec seen (thawstart.ts);
+ * filesystem_thaw: see fsthaw.ts
+ */
+export type ReleaseReason = 'requested' | 'thaw_started' | 'filesystem_thaw' | 'expired' | 'lost' | 'aborted';
 
 /** How thaw and freezeFail ask the holder to release (SIGUSR1 would start Node's inspector). */
 export const RELEASE_SIGNAL: NodeJS.Signals = 'SIGUSR2';
@@ -44,6 +49,8 @@ export interface HolderState {
   thawProbe?: string;
   /** the freeze of that filesystem, seen while the lock was held */
   filesystemFreeze?: FilesystemFreeze;
+  /** the thaw whose start ended the hold (releaseReason thaw_started) */
+  thawStart?: ThawStart;
 }
 
 /** What thaw made of a holder's state, kept as last.json for `status`. */
@@ -101,8 +108,12 @@ export interface HolderStart {
   client: ClientSettings;
   lockWaitTimeout: number;
   maxLockTime: number;
+  /** how long freeze may wait for a quiet moment: the holder's connection idles that long */
+  freezeTimeout: number;
   runDir: string;
   logFile: string;
+  /** freeze's configuration file, absolute: a thaw for the same one ends the hold at its start (thawstart.ts) */
+  configFile: string;
   freezePid: number;
   attempt: number;
 }
@@ -115,6 +126,8 @@ export interface LockRequest {
   afterRelease: string[];
   /** whether to read replica channels under the lock (freeze asked before locking) */
   replication: ReplicationProbe;
+  /** a Galera node: read its position (uuid:seqno) under the lock as well */
+  galera: boolean;
   /** the server as freeze's session read it: the holder's connection asks nothing before its lock */
   server: Omit<ServerInfo, 'connectionId'>;
   /** release_at = filesystem_thaw: the data directory whose filesystem is watched once freeze has exited */

@@ -4,8 +4,9 @@
  * the record. Admins running it by hand get one line on stdout or stderr.
  */
 import fs = require('node:fs');
-import { configFilePath, DEFAULTS, loadSettings, type Settings } from '../config/settings';
+import { configFilePath, DEFAULTS, loadSettings, withAgentDefaults, type Settings } from '../config/settings';
 import type { Operation } from '../agents/dispatch';
+import type { AgentId } from '../agents/profiles';
 import { EXIT, HookError } from '../errors';
 import { describeCoordinates } from '../server/coordinates';
 import type { FreezeProgress } from './freeze';
@@ -20,6 +21,8 @@ export interface RunOptions {
   environment?: NodeJS.ProcessEnv;
   /** scriptArg from the agent, logged */
   scriptArg?: string;
+  /** the agent whose name we were started under: its default freeze_timeout applies (agents/profiles.ts) */
+  agent?: AgentId;
   /** freeze: a lock holder spawned at start-up, still waiting for its configuration */
   holder?: HolderProcess;
 }
@@ -28,7 +31,7 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   const environment = options.environment ?? process.env;
   let settings: Settings;
   try {
-    settings = loadSettings(configFilePath(options.configPath, environment), { needCredentials: operation === 'freeze' });
+    settings = withAgentDefaults(loadSettings(configFilePath(options.configPath, environment), { needCredentials: operation === 'freeze' }), options.agent);
   } catch (error) {
     await options.holder?.stop();
     const hookError = asHookError(error);
@@ -56,20 +59,21 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   const progress: FreezeProgress = { phase: 'waiting', attempts: 0, blockers: [] };
   try {
     return operation === 'freeze'
-      ? await runFreeze(settings, logger, options.scriptArg, progress, options.holder)
+      ? await runFreeze(settings, logger, options, progress)
       : await runThaw(settings, logger, operation, early);
   } catch (error) {
     const hookError = asHookError(error);
-    const code = report(logger, operation, hookError, error);
+    const lockWait = operation === 'freeze' ? progress.lockWait : undefined;
+    const code = report(logger, operation, hookError, error, lockWait === undefined ? {} : { cause: lockWait.cause, heldUpBy: lockWait.culprits, advice: lockWait.advice, source: lockWait.source });
     const failure: RunRecord = { operation, at: Date.now(), result: 'failed', code: hookError.code, message: hookError.message };
-    if (operation === 'freeze') Object.assign(failure, { attempts: progress.attempts, blockers: progress.blockers });
+    if (operation === 'freeze') Object.assign(failure, { attempts: progress.attempts, blockers: progress.blockers, ...(lockWait === undefined ? {} : { lockWait }) });
     await recordOutcome(settings, logger, failure);
     return code;
   }
 }
 
-async function runFreeze(settings: Settings, logger: Logger, scriptArg: string | undefined, progress: FreezeProgress, spawned: HolderProcess | undefined): Promise<number> {
-  logger.info({ event: 'freeze.start', scriptArg, config: settings.file }, 'freeze requested');
+async function runFreeze(settings: Settings, logger: Logger, { scriptArg, agent, holder: spawned }: RunOptions, progress: FreezeProgress): Promise<number> {
+  logger.info({ event: 'freeze.start', scriptArg, agent, freezeTimeout: settings.freezeTimeout, config: settings.file }, 'freeze requested');
   // The holder's start-up (a second process, which loads mysql2) overlaps our loading of freeze and
   // mysql2 and our checks: it only connects, and takes the lock when freeze says so.
   const { startHolder } = await import('./holderprocess');
@@ -121,6 +125,7 @@ async function runFreeze(settings: Settings, logger: Logger, scriptArg: string |
     ...(result.lock ? { lockMode: result.lock.mode } : {}),
     ...(result.coordinates ? { coordinates: result.coordinates } : {}),
     blockers: progress.blockers,
+    ...(progress.lockWait === undefined ? {} : { lockWait: progress.lockWait }),
   }, history);
   return EXIT.ok;
 }
@@ -166,11 +171,12 @@ function asHookError(error: unknown): HookError {
   return error instanceof HookError ? error : new HookError('INTERNAL', `unexpected error: ${(error as Error)?.message ?? String(error)}`, { cause: error });
 }
 
-function report(logger: Logger, operation: string, hookError: HookError, error: unknown = hookError): number {
+/** `fields`: more for the log line (freeze.failed: who held up the lock). */
+function report(logger: Logger, operation: string, hookError: HookError, error: unknown = hookError, fields: Record<string, unknown> = {}): number {
   const event = operation === 'freeze' ? 'freeze.failed' : 'thaw.failed';
   // The stack goes to the log for us, never to the admin's terminal.
   const stack = hookError.code === 'INTERNAL' ? (error as Error)?.stack : undefined;
-  logger.error({ event, code: hookError.code, error: hookError.message, stack }, `${operation} failed: ${hookError.message}`);
+  logger.error({ event, code: hookError.code, error: hookError.message, stack, ...fields }, `${operation} failed: ${hookError.message}`);
   say(2, `${operation} failed: ${hookError.message}\n`);
   return hookError.exitCode;
 }

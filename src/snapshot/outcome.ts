@@ -11,6 +11,10 @@ import { writeFileAtomic } from '../state/statedir';
 /** `ahead`: the history as read earlier (see readAhead). */
 export async function recordOutcome(settings: Settings, logger: Logger, run: RunRecord, ahead?: ReadAhead): Promise<void> {
   const recorded = recordRun(settings.historyFile, run, ahead);
+  if ('movedAside' in recorded && recorded.movedAside !== undefined) {
+    const { file, reason } = recorded.movedAside;
+    logger.warn({ event: 'history.moved_aside', file: settings.historyFile, movedTo: file, reason }, `the history ${settings.historyFile} could not be read (${reason}): moved it to ${file} and started a new one`);
+  }
   if ('error' in recorded) {
     logger.warn({ event: 'history.unwritable', file: settings.historyFile, error: recorded.error }, `cannot record the run in ${settings.historyFile}: ${recorded.error}`);
   } else if (settings.metricsFile !== null) {

@@ -6,11 +6,13 @@
  * PID is our holder: no socket and no module to load between our start and the writers' release. The
  * answer is the holder's final state, which it writes right after its UNLOCK, before it exits.
  */
+import path = require('node:path');
 import type { Settings } from '../config/settings';
 import type { Operation } from '../agents/dispatch';
 import { HookError } from '../errors';
 import type { Logger } from '../log';
-import { isSameProcess, signalIfSame, stopProcess, waitForExit } from '../state/processes';
+import { identify, isSameProcess, signalIfSame, stopProcess, waitForExit, type ProcessIdentity } from '../state/processes';
+import { findClaimants } from '../state/holderclaim';
 import { heldMs, isOurHolderState, RELEASE_SIGNAL, type HolderState, type LastRun } from './holderstate';
 import { readHistory, unansweredFailedFreeze } from '../state/history';
 import { checkRunDir, LAST_FILE, readJson, removeFile, runDirExists, STATE_FILE, writeJson } from '../state/statedir';
@@ -56,22 +58,84 @@ export async function thaw(settings: Settings, logger: Logger, operation: Exclud
 }
 
 async function releaseAndJudge(settings: Settings, logger: Logger, operation: Exclude<Operation, 'freeze'>, early: EarlyRelease): Promise<ThawResult> {
-  if (!runDirExists(settings.runDir)) return nothingHeld(logger, operation, 'no run directory');
+  // Never "nothing was held" on the state file's word alone: a holder of ours that claims run_dir
+  // (src/state/holderclaim.ts) is found, released and reported even if its state is gone or garbage.
+  if (!runDirExists(settings.runDir)) return (await releaseClaimants(settings, logger, operation, 'run_dir is missing')) ?? nothingHeld(logger, operation, 'no run directory');
   checkRunDir(settings.runDir);
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
-  if (read.kind === 'missing') return nothingHeld(logger, operation, 'no holder state');
+  if (read.kind === 'missing') return (await releaseClaimants(settings, logger, operation, 'its state is missing')) ?? nothingHeld(logger, operation, 'no holder state');
   if (read.kind === 'untrusted') {
-    // Nothing in it can be believed, so nothing is signalled on its account: a holder it may have named
-    // releases by itself after max_lock_time.
+    // Nothing in it can be believed, so nothing is signalled on its account; only a holder proven ours
+    // by its claim on run_dir is released.
     logger.warn({ event: 'thaw.failed', reason: read.reason }, `untrusted state: ${read.reason}`);
+    const found = await releaseClaimants(settings, logger, operation, `its state could not be trusted (${read.reason})`);
+    if (found !== undefined) return found;
     removeFile(settings.runDir, STATE_FILE);
     return { outcome: 'inconsistent', problem: `the holder state could not be trusted (${read.reason})`, heldMs: null };
   }
   const result = await releaseHolder(settings, logger, operation, read.value, early);
   await runLeftovers(settings, logger, result.state ?? read.value);
-  const last: LastRun = { ...(result.state ?? read.value), thaw: { operation, at: Date.now(), outcome: result.outcome } };
-  writeJson(settings.runDir, LAST_FILE, last);
+  record(settings, logger, operation, result.state ?? read.value, result);
+  // Any other holder of ours still claiming run_dir holds a lock nobody recorded: released too.
+  const why = result.outcome === 'nothing_held' ? 'the state in run_dir names a holder that holds nothing' : `the state in run_dir names holder ${read.value.holder.pid}`;
+  return worse(result, await releaseClaimants(settings, logger, operation, why));
+}
+
+const SEVERITY: Record<ThawResult['outcome'], number> = { nothing_held: 0, released: 1, inconsistent: 2 };
+
+function worse(a: ThawResult, b: ThawResult | undefined): ThawResult {
+  return b !== undefined && SEVERITY[b.outcome] > SEVERITY[a.outcome] ? b : a;
+}
+
+/** last.json for status, and the state removed: only if it is still the state of the holder we acted on. */
+function record(settings: Settings, logger: Logger, operation: string, state: HolderState, result: ThawResult): void {
+  const last: LastRun = { ...state, thaw: { operation, at: Date.now(), outcome: result.outcome } };
+  try {
+    writeJson(settings.runDir, LAST_FILE, last);
+  } catch (error) {
+    // The lock is released and judged already: a full run_dir only costs status its last run.
+    const file = path.join(settings.runDir, LAST_FILE);
+    logger.warn({ event: 'state.unwritable', file, error: (error as Error).message }, `cannot write ${file}: ${(error as Error).message}`);
+  }
+  const now = readJson(settings.runDir, STATE_FILE, isOurHolderState);
+  // A freeze that started meanwhile has its own holder and state: never ours to remove.
+  if (now.kind === 'ok' && !sameHolder(now.value.holder, state.holder)) return;
   removeFile(settings.runDir, STATE_FILE);
+}
+
+function sameHolder(a: ProcessIdentity, b: ProcessIdentity): boolean {
+  return a.pid === b.pid && a.startTime === b.startTime;
+}
+
+/**
+ * The holders of ours that claim run_dir although no trusted state led us to them: each is asked to
+ * release (stopped if it does not), and judged by the final state it writes, if that names it.
+ * Undefined if there is none.
+ */
+async function releaseClaimants(settings: Settings, logger: Logger, operation: 'thaw' | 'freezeFail', why: string): Promise<ThawResult | undefined> {
+  // A holder started after us belongs to a freeze that started after us: never ours to release.
+  const ownStart = Number(identify(process.pid)?.startTime ?? Number.POSITIVE_INFINITY);
+  const claimants = findClaimants(settings.runDir).filter((holder) => Number(holder.startTime) < ownStart);
+  let result: ThawResult | undefined;
+  for (const holder of claimants) {
+    logger.warn({ event: 'thaw.holder_found', holderPid: holder.pid, reason: why }, `found lock holder ${holder.pid} of run_dir ${settings.runDir} although ${why}: releasing it`);
+    const asked = signalIfSame(holder, RELEASE_SIGNAL);
+    if (!(asked && (await waitForExit(holder, HOLDER_EXIT_MS, 2)))) {
+      logger.warn({ event: 'thaw.failed', holderPid: holder.pid }, `the holder did not end within ${HOLDER_EXIT_MS} ms of the request to release; stopping it`);
+      if (await stopProcess(holder, 1000)) logger.warn({ event: 'holder.killed', holderPid: holder.pid }, `stopped the unresponsive holder ${holder.pid}`);
+    }
+    const final = runDirExists(settings.runDir) ? readFinalState(settings.runDir, holder) : undefined;
+    if (final !== undefined) {
+      const judged = judge(logger, operation, final, true);
+      await runLeftovers(settings, logger, final);
+      record(settings, logger, operation, final, judged);
+      result = result === undefined ? judged : worse(result, judged);
+    } else {
+      const problem = `lock holder ${holder.pid} held run_dir's lock although ${why}; it is released, but whether the lock covered the snapshot cannot be told`;
+      logger.error({ event: 'thaw.inconsistent', operation, holderPid: holder.pid }, `${operation}: ${problem}; the snapshot may not be consistent`);
+      result = { outcome: 'inconsistent', problem, heldMs: null };
+    }
+  }
   return result;
 }
 
@@ -88,8 +152,15 @@ function afterFailedFreeze(settings: Settings, logger: Logger, result: ThawResul
   if (state?.lockedAt !== undefined && state.lockedAt <= failed.at && (state.releasedAt ?? Infinity) >= failed.at) return undefined;
   const why = failed.code === undefined ? (failed.message ?? 'no reason recorded') : `${failed.code}: ${failed.message ?? ''}`;
   const problem = `freeze failed at ${new Date(failed.at).toISOString()} (${why}) and no freezeFail followed: the guest agent went on, and the snapshot that this thaw ends was taken without the lock`;
-  // last.json (for status) says what this thaw found.
-  if (state !== undefined) writeJson(settings.runDir, LAST_FILE, { ...state, thaw: { operation: 'thaw', at: Date.now(), outcome: 'inconsistent' } } satisfies LastRun);
+  // last.json (for status) says what this thaw found; best effort, as in record().
+  if (state !== undefined) {
+    try {
+      writeJson(settings.runDir, LAST_FILE, { ...state, thaw: { operation: 'thaw', at: Date.now(), outcome: 'inconsistent' } } satisfies LastRun);
+    } catch (error) {
+      const file = path.join(settings.runDir, LAST_FILE);
+      logger.warn({ event: 'state.unwritable', file, error: (error as Error).message }, `cannot write ${file}: ${(error as Error).message}`);
+    }
+  }
   logger.error({ event: 'thaw.inconsistent', operation: 'thaw', failedFreezeAt: failed.at, failedFreezeCode: failed.code, heldMs: result.heldMs }, `thaw: ${problem}; the snapshot may not be consistent`);
   return { ...result, outcome: 'inconsistent', problem };
 }
@@ -109,7 +180,7 @@ async function releaseHolder(settings: Settings, logger: Logger, operation: 'tha
       if (asked) logger.warn({ event: 'thaw.failed', holderPid: state.holder.pid }, `the holder did not end within ${HOLDER_EXIT_MS} ms of the request to release; stopping it`);
       await forceRelease(settings, logger, state);
     }
-    final = readFinalState(settings.runDir) ?? state;
+    final = readFinalState(settings.runDir, state.holder) ?? state;
   } else if (alive) {
     // Released already (expired or lost) and finishing its log: let it end.
     if (!(await waitForExit(state.holder, HOLDER_EXIT_MS))) await stopProcess(state.holder, 1000);
@@ -117,9 +188,10 @@ async function releaseHolder(settings: Settings, logger: Logger, operation: 'tha
   return judge(logger, operation, final, alive);
 }
 
-function readFinalState(runDir: string): HolderState | undefined {
+/** The state the holder wrote after its release; a newer holder's state is none of ours. */
+function readFinalState(runDir: string, holder: ProcessIdentity): HolderState | undefined {
   const read = readJson(runDir, STATE_FILE, isOurHolderState);
-  return read.kind === 'ok' ? read.value : undefined;
+  return read.kind === 'ok' && sameHolder(read.value.holder, holder) ? read.value : undefined;
 }
 
 /** What the snapshot got: a lock held from freeze to now, or not. */
@@ -146,8 +218,10 @@ function judge(logger: Logger, operation: string, state: HolderState, wasAlive: 
   return { outcome: 'released', heldMs: held, state };
 }
 
-/** "released after 840 ms", and for a release at the filesystem thaw, when that was. */
+/** "released after 840 ms", and for a release at the filesystem thaw or at thaw's start, when that was. */
 export function releasedText(state: HolderState | undefined, held: number | null, now = Date.now()): string {
+  const start = state?.releaseReason === 'thaw_started' ? state.thawStart : undefined;
+  if (start !== undefined) return `released after ${held} ms, as ${start.name} ${start.operation} started (pid ${start.pid}, ${Math.max(0, now - start.seenAt)} ms ago)`;
   const freeze = state?.releaseReason === 'filesystem_thaw' ? state.filesystemFreeze : undefined;
   if (freeze === undefined) return `released after ${held} ms`;
   return `released after ${held} ms, when the filesystem of ${freeze.directory} thawed (${Math.max(0, now - freeze.thawedAt)} ms ago)`;

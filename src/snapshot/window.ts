@@ -2,6 +2,7 @@
  * "Is this a quiet moment?": which processlist threads would hold up FLUSH TABLES WITH READ LOCK for
  * longer than we accept. A pure function of the rows, so that it carries the unit tests.
  */
+import { serverText } from '../server/blockers';
 import type { ProcessRow } from '../server/processlist';
 
 export type { ProcessRow };
@@ -77,11 +78,9 @@ export function blockerKey(row: ProcessRow): string {
   return `${row.id}\u0000${row.info ?? ''}`;
 }
 
-/** Statement text for the log: one line, bounded. */
+/** Statement text for the log and the terminal: one line, bounded, control characters escaped. */
 export function statementPreview(info: string | null, limit = 200): string {
-  if (info === null) return '';
-  const oneLine = info.replace(/\s+/g, ' ').trim();
-  return oneLine.length > limit ? `${oneLine.slice(0, limit)}…` : oneLine;
+  return serverText(info, limit);
 }
 
 function lower(text: string): string {

@@ -4,6 +4,7 @@
  */
 import os = require('node:os');
 import type { Coordinates } from '../server/coordinates';
+import { formatPosition, grastate, joinSteps } from '../server/galera';
 import type { LockMode } from '../config/settings';
 import { writeFileAtomic } from './statedir';
 
@@ -17,6 +18,8 @@ export interface CoordinatesRecord {
   coordinates: Coordinates;
   /** statements that make a new replica of THIS server continue from the snapshot */
   seedReplica: string[];
+  /** a Galera node: the position (uuid:seqno), the grastate.dat a node restored from the snapshot needs, and how it joins */
+  galera?: { position: string; grastate: string; join: string[] };
 }
 
 export function seedStatements(coordinates: Coordinates, isMariaDB: boolean): string[] {
@@ -50,5 +53,8 @@ export function coordinatesRecord(options: { server: string; isMariaDB: boolean;
     exact: options.exact,
     coordinates: options.coordinates,
     seedReplica: seedStatements(options.coordinates, options.isMariaDB),
+    ...(options.coordinates.galera === undefined
+      ? {}
+      : { galera: { position: formatPosition(options.coordinates.galera), grastate: grastate(options.coordinates.galera), join: joinSteps(options.coordinates.galera) } }),
   };
 }

@@ -19,6 +19,17 @@ export interface BlockerSummary {
   statement: string;
 }
 
+/** Who held up the lock (or a statement freeze waited for), and the advice given: see src/snapshot/lockadvice.ts. */
+export interface LockWaitSummary {
+  cause: string;
+  summary: string;
+  advice: string;
+  /** where the holders were read: performance_schema, metadata_lock_info, or null (none available) */
+  source: string | null;
+  /** the sessions at the root of the wait */
+  culprits: Array<{ thread: number; user: string; host: string; seconds: number; cause: string; holds: string }>;
+}
+
 export interface RunRecord {
   operation: 'freeze' | 'thaw' | 'freezeFail';
   /** epoch ms when the operation ended */
@@ -35,6 +46,7 @@ export interface RunRecord {
   releasedAtFilesystemThaw?: boolean;
   expired?: boolean;
   blockers?: BlockerSummary[];
+  lockWait?: LockWaitSummary;
 }
 
 export interface History {
@@ -94,15 +106,22 @@ function versionOf(file: string): string | undefined {
   }
 }
 
-/** Reads (or takes `ahead`, if the file is unchanged), adds, writes atomically. Returns the new history, or the error message if it could not. */
-export function recordRun(file: string, run: RunRecord, ahead?: ReadAhead): { history: History } | { error: string } {
+/** What recordRun did: the new history (and where an unreadable one was moved), or why it could not. */
+export type Recorded = { history: History; movedAside?: { file: string; reason: string } } | { error: string };
+
+/**
+ * Reads (or takes `ahead`, if the file is unchanged), adds, writes atomically. A history that cannot be
+ * read is never silently replaced: it is moved aside (file.unreadable-TIME) first, and the caller logs where.
+ */
+export function recordRun(file: string, run: RunRecord, ahead?: ReadAhead): Recorded {
   try {
     const directory = path.dirname(file);
     ensureRunDir(directory);
     const read = ahead !== undefined && ahead.version !== undefined && ahead.version === versionOf(file) ? ahead.read : readHistory(file);
+    const movedAside = read.kind === 'untrusted' ? { file: moveAside(file), reason: read.reason } : undefined;
     const history = addRun(read.kind === 'ok' ? read.value : emptyHistory(), run);
     writeJson(directory, path.basename(file), history);
-    return { history };
+    return movedAside === undefined ? { history } : { history, movedAside };
   } catch (error) {
     return { error: (error as Error).message };
   }
@@ -117,6 +136,18 @@ export function recordRun(file: string, run: RunRecord, ahead?: ReadAhead): { hi
 export function unansweredFailedFreeze(history: History): RunRecord | undefined {
   const last = lastRun(history, (run) => run.operation !== 'freeze' || run.result !== 'skipped');
   return last?.operation === 'freeze' && last.result === 'failed' ? last : undefined;
+}
+
+/** Renames the file (never what a symlink points to) to a name of its own; throws if it cannot. */
+export function moveAside(file: string, now = new Date()): string {
+  const aside = `${file}.unreadable-${now.toISOString().replace(/[:.]/g, '-')}`;
+  fs.renameSync(file, aside);
+  return aside;
+}
+
+/** What status and check say about a history that cannot be read. */
+export function unreadableHistoryAdvice(file: string, reason: string): string {
+  return `the history ${file} cannot be read (${reason}): the next freeze or thaw moves it aside and starts a new one; to keep it, move it away and repair it by hand`;
 }
 
 export function lastRun(history: History, predicate: (run: RunRecord) => boolean): RunRecord | undefined {

@@ -5,7 +5,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import { sleep } from '../clock';
+import { Deadline, sleep } from '../clock';
 
 export interface ProcessIdentity {
   pid: number;
@@ -56,9 +56,9 @@ export function signalIfSame(expected: ProcessIdentity, signal: NodeJS.Signals):
 
 /** Waits until the process is gone (or is no longer the expected one). Returns whether it is gone. */
 export async function waitForExit(expected: ProcessIdentity, timeoutMs: number, pollMs = 5): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = new Deadline(timeoutMs);
   while (isSameProcess(expected)) {
-    if (Date.now() >= deadline) return false;
+    if (deadline.passed()) return false;
     await sleep(pollMs);
   }
   return true;

@@ -7,8 +7,9 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { HookError } from '../errors';
+import { checkDirectoryChain, UnsafePathError } from '../safepath';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 export const STATE_FILE = 'state.json';
 export const LAST_FILE = 'last.json';
@@ -34,8 +35,12 @@ export function ensureRunDir(runDir: string): void {
   checkRunDir(runDir);
 }
 
-/** Throws unless runDir is a real directory (not a symlink), owned by us, writable by nobody else. */
+/**
+ * Throws unless runDir is a real directory (not a symlink), owned by us, writable by nobody else, and
+ * every directory above it belongs to root or us and is writable by nobody else (no symlink on the way).
+ */
 export function checkRunDir(runDir: string): void {
+  checkParentDirectories(runDir, 'run_dir');
   const stat = fs.lstatSync(runDir);
   const problem = !stat.isDirectory()
     ? 'is not a directory (a symlink or a file is there)'
@@ -49,6 +54,16 @@ export function checkRunDir(runDir: string): void {
       'UNSAFE',
       `run_dir ${runDir} ${problem}; refusing to use it. Remove it (it is recreated with mode 700) or set run_dir to another path`,
     );
+  }
+}
+
+/** `what` names the setting in the message (run_dir, history_file, ...). */
+export function checkParentDirectories(file: string, what: string): void {
+  try {
+    checkDirectoryChain(path.dirname(path.resolve(file)));
+  } catch (error) {
+    if (!(error instanceof UnsafePathError)) throw error;
+    throw new HookError('UNSAFE', `${what} ${file} is not safe to use as root: ${error.message}. Use a path whose directories belong to root and are writable by nobody else`, { cause: error });
   }
 }
 
@@ -69,7 +84,13 @@ export function readJson<T>(runDir: string, name: string, isValid: (value: unkno
   const file = path.join(runDir, name);
   let fd: number;
   try {
-    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
+    checkDirectoryChain(runDir);
+  } catch (error) {
+    return { kind: 'untrusted', reason: (error as Error).message };
+  }
+  try {
+    // O_NONBLOCK: a FIFO planted here must not hang us (and with us, our signal handlers).
+    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { kind: 'missing' };
@@ -103,16 +124,27 @@ export function writeJson(runDir: string, name: string, value: unknown): void {
  */
 export function writeFileAtomic(file: string, text: string, options: { mode: number; durable?: boolean }): void {
   const directory = path.dirname(file);
+  checkParentDirectories(file, 'file');
   const temporary = path.join(directory, `.${path.basename(file)}.${process.pid}.tmp`);
-  removeFile(directory, path.basename(temporary));
-  const fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, options.mode);
   try {
-    fs.writeSync(fd, text);
-    if (options.durable) fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    removeFile(directory, path.basename(temporary));
+    const fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, options.mode);
+    try {
+      fs.writeSync(fd, text);
+      if (options.durable) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temporary, file);
+  } catch (error) {
+    // A full or read-only filesystem leaves no half-written temporary file behind.
+    try {
+      removeFile(directory, path.basename(temporary));
+    } catch {
+      // the directory itself is unusable: the error below says why
+    }
+    throw error;
   }
-  fs.renameSync(temporary, file);
   if (options.durable) {
     const directoryFd = fs.openSync(directory, O_RDONLY);
     try {

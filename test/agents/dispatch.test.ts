@@ -10,9 +10,10 @@ import {
   type Invocation,
   type Operation,
 } from '../../src/agents/dispatch';
+import type { AgentId } from '../../src/agents/profiles';
 
-function hook(operation: Operation, scriptArg?: string): Invocation {
-  return { kind: 'hook', operation, scriptArg };
+function hook(operation: Operation, scriptArg?: string, agent?: AgentId): Invocation {
+  return { kind: 'hook', operation, scriptArg, agent };
 }
 
 function cli(...args: string[]): Invocation {
@@ -55,10 +56,10 @@ test('words inherited from Object.prototype are not operations', () => {
 });
 
 test('pre-freeze-script freezes with no arguments, with freeze, and with freeze and one argument', () => {
-  assert.deepEqual(dispatch(PRE_FREEZE_NAME, []), hook('freeze'));
-  assert.deepEqual(dispatch(PRE_FREEZE_NAME, ['freeze']), hook('freeze'));
-  assert.deepEqual(dispatch(PRE_FREEZE_NAME, ['Freeze']), hook('freeze'));
-  assert.deepEqual(dispatch(PRE_FREEZE_NAME, ['freeze', 'snapshot-42']), hook('freeze', 'snapshot-42'));
+  assert.deepEqual(dispatch(PRE_FREEZE_NAME, []), hook('freeze', undefined, 'vmware'));
+  assert.deepEqual(dispatch(PRE_FREEZE_NAME, ['freeze']), hook('freeze', undefined, 'vmware'));
+  assert.deepEqual(dispatch(PRE_FREEZE_NAME, ['Freeze']), hook('freeze', undefined, 'vmware'));
+  assert.deepEqual(dispatch(PRE_FREEZE_NAME, ['freeze', 'snapshot-42']), hook('freeze', 'snapshot-42', 'vmware'));
 });
 
 test('pre-freeze-script refuses other words and extra arguments with its usage', () => {
@@ -70,11 +71,11 @@ test('pre-freeze-script refuses other words and extra arguments with its usage',
 });
 
 test('post-thaw-script thaws or reports a failed freeze, with an optional argument', () => {
-  assert.deepEqual(dispatch(POST_THAW_NAME, ['thaw']), hook('thaw'));
-  assert.deepEqual(dispatch(POST_THAW_NAME, ['thaw', 'snapshot-42']), hook('thaw', 'snapshot-42'));
+  assert.deepEqual(dispatch(POST_THAW_NAME, ['thaw']), hook('thaw', undefined, 'vmware'));
+  assert.deepEqual(dispatch(POST_THAW_NAME, ['thaw', 'snapshot-42']), hook('thaw', 'snapshot-42', 'vmware'));
   for (const word of ['freezeFail', 'freezefail', 'FREEZEFAIL']) {
-    assert.deepEqual(dispatch(POST_THAW_NAME, [word]), hook('freezeFail'), word);
-    assert.deepEqual(dispatch(POST_THAW_NAME, [word, 'x']), hook('freezeFail', 'x'), word);
+    assert.deepEqual(dispatch(POST_THAW_NAME, [word]), hook('freezeFail', undefined, 'vmware'), word);
+    assert.deepEqual(dispatch(POST_THAW_NAME, [word, 'x']), hook('freezeFail', 'x', 'vmware'), word);
   }
 });
 
@@ -97,11 +98,11 @@ test('pre-freeze-mysql-lock is the lock holder whatever its arguments', () => {
 });
 
 test('under any other name the first word decides: backupScripts.d and fsfreeze-hook.d', () => {
-  assert.deepEqual(dispatch('50-mysql', ['freeze']), hook('freeze'));
-  assert.deepEqual(dispatch('50-mysql', ['thaw']), hook('thaw'));
-  assert.deepEqual(dispatch('50-mysql', ['freezeFail', 'x']), hook('freezeFail', 'x'));
-  assert.deepEqual(dispatch('mysql', ['thaw']), hook('thaw'));
-  assert.deepEqual(dispatch('mysql', ['FREEZE', 'x']), hook('freeze', 'x'));
+  assert.deepEqual(dispatch('50-mysql', ['freeze']), hook('freeze', undefined, 'vmware-backupscripts'));
+  assert.deepEqual(dispatch('50-mysql', ['thaw']), hook('thaw', undefined, 'vmware-backupscripts'));
+  assert.deepEqual(dispatch('50-mysql', ['freezeFail', 'x']), hook('freezeFail', 'x', 'vmware-backupscripts'));
+  assert.deepEqual(dispatch('mysql', ['thaw']), hook('thaw', undefined, 'qemu'));
+  assert.deepEqual(dispatch('mysql', ['FREEZE', 'x']), hook('freeze', 'x', 'qemu'));
 });
 
 test('under any other name, a non-operation or more than two words goes to the command line', () => {
@@ -132,4 +133,22 @@ test('the command-line arguments are a copy, not the caller array', () => {
   assert.notEqual(invocation.args, args);
   args.push('changed');
   assert.deepEqual(invocation.args, ['status']);
+});
+
+test('the other agents: each link takes freeze or thaw and the arguments its agent passes', () => {
+  assert.deepEqual(dispatch('gcp-hook', ['freeze', '1/2,3/4']), hook('freeze', '1/2,3/4', 'gcp'));
+  assert.deepEqual(dispatch('gcp-hook', ['thaw', 'nvme0n1,nvme0n2']), hook('thaw', 'nvme0n1,nvme0n2', 'gcp'));
+  assert.deepEqual(dispatch('azure-hook', ['freeze']), hook('freeze', undefined, 'azure'));
+  assert.deepEqual(dispatch('azure-hook', ['thaw', 'a', 'b']), hook('thaw', 'a b', 'azure'));
+  assert.deepEqual(dispatch('nutanix-hook', ['freeze']), hook('freeze', undefined, 'nutanix'));
+  assert.deepEqual(dispatch('veeam-hook', ['thaw']), hook('thaw', undefined, 'veeam'));
+  assert.deepEqual(dispatch('aws-hook', ['freeze']), hook('freeze', undefined, 'aws'));
+});
+
+test('the other agents refuse what their agent never passes, with a usage line', () => {
+  assert.equal(usageMessage('gcp-hook', []), 'usage: gcp-hook freeze|thaw [DISKS] (got no arguments)');
+  assert.equal(usageMessage('gcp-hook', ['freeze', 'a', 'b']), 'usage: gcp-hook freeze|thaw [DISKS] (got "freeze a b")');
+  assert.equal(usageMessage('aws-hook', ['freeze', 'x']), 'usage: aws-hook freeze|thaw (got "freeze x")');
+  assert.equal(usageMessage('azure-hook', ['freezeFail']), 'usage: azure-hook freeze|thaw [PARAMS...] (got "freezeFail")');
+  assert.equal(usageMessage('veeam-hook', ['status']), 'usage: veeam-hook freeze|thaw [PARAMS...] (got "status")');
 });

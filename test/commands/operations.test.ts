@@ -20,7 +20,7 @@ const locked = (at: number): RunRecord => ({ operation: 'freeze', at, result: 'l
 const released = (at: number, holdMs = 2500): RunRecord => ({ operation: 'thaw', at, result: 'released', holdMs });
 
 function idle(overrides: Partial<StatusReport> = {}): StatusReport {
-  return { phase: 'idle', runDir: '/run/x', freeze: null, current: null, last: [], totals: null, problems: [], ...overrides };
+  return { phase: 'idle', runDir: '/run/x', freeze: null, current: null, unrecorded: [], last: [], totals: null, problems: [], ...overrides };
 }
 
 const options = { maxAgeSeconds: 26 * 3600, maxLockTime: 60, now: NOW };
@@ -145,4 +145,45 @@ test('unansweredFailedFreeze: a failed freeze is answered by a thaw or a freezeF
   const result = evaluate(idle(), history(locked(NOW - HOUR), { ...failedFreeze, at: NOW - 2000 }, { operation: 'thaw', at: NOW, result: 'inconsistent', message: 'freeze failed at X' }), options);
   assert.equal(result.state, 'CRITICAL');
   assert.match(result.message, /^the last thaw reported an inconsistent snapshot at .*: freeze failed at X$/);
+});
+
+test('status: while a freeze waits, who holds up the lock and the advice; a run held up and then locked says so', async () => {
+  const { formatStatus, describeRun } = await import('../../src/commands/status');
+  const lockWait = {
+    cause: 'idle_lock_tables',
+    summary: 'our lock statement (thread 9) waited 1.0 s (Waiting for backup lock), held up by thread 5 (batch@web1, idle 300 s) holding LOCK TABLES WRITE on app.t',
+    advice: 'thread 5 (batch@web1, idle 300 s) must end its LOCK TABLES (UNLOCK TABLES, or disconnect) or be killed (KILL 5); waiting longer cannot help',
+    source: 'metadata_lock_info',
+    culprits: [{ thread: 5, user: 'batch', host: 'web1', seconds: 300, cause: 'idle_lock_tables', holds: 'LOCK TABLES WRITE on app.t' }],
+  };
+  const waiting = idle({ phase: 'locking', freeze: { identity: { pid: 42, startTime: '1', name: 'pre-freeze-script', exe: '/x' }, startedAt: NOW - 2000, phase: 'locking', attempts: 1, blockers: [], lockWait } });
+  const text = formatStatus(waiting, NOW);
+  assert.match(text, /^taking the lock: freeze pid 42/m);
+  assert.match(text, /^ {2}held up: our lock statement \(thread 9\) .* held up by thread 5 \(batch@web1, idle 300 s\) holding LOCK TABLES WRITE on app\.t$/m);
+  assert.match(text, /^ {2}advice: thread 5 .* or be killed \(KILL 5\); waiting longer cannot help$/m);
+  assert.match(describeRun({ ...locked(NOW), lockWait }), /; lock wait: our lock statement \(thread 9\)/);
+});
+
+test('an unreadable history is moved aside before a new one is started, never replaced silently', (context) => {
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-history-'));
+  context.after(() => fs.rmSync(directory, { recursive: true, force: true }));
+  const file = path.join(directory, 'history.json');
+  fs.writeFileSync(file, '{"version": 1, "runs": [', { mode: 0o600 });
+  const recorded = recordRun(file, locked(1));
+  assert.ok('history' in recorded && recorded.movedAside !== undefined, 'it says where the old one went');
+  assert.match(recorded.movedAside.reason, /corrupted/);
+  assert.equal(fs.readFileSync(recorded.movedAside.file, 'utf8'), '{"version": 1, "runs": [');
+  assert.equal(path.dirname(recorded.movedAside.file), directory);
+  const read = readHistory(file);
+  assert.ok(read.kind === 'ok');
+  assert.deepEqual(read.value.runs.map((run) => run.at), [1]);
+  const again = recordRun(file, locked(2));
+  assert.ok('history' in again && again.movedAside === undefined, 'a readable history stays where it is');
+});
+
+test('check: a holder that claims run_dir without a readable state is CRITICAL, with what to do', () => {
+  const holder = { pid: 4242, startTime: '1', name: 'pre-freeze-mysql-lock', exe: '/usr/local/sbin/vmware-mysql-snapshot' };
+  const result = evaluate(idle({ phase: 'unknown', unrecorded: [holder] }), history(locked(NOW - HOUR)), options);
+  assert.equal(result.state, 'CRITICAL');
+  assert.match(result.message, /lock holder pid 4242 holds or takes a lock in \/run\/x without a readable state: run "post-thaw-script thaw"/);
 });

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HookError } from '../../src/errors';
+import { withAgentDefaults } from '../../src/config/settings';
 import {
   CONFIG_ENV,
   DEFAULT_CONFIG_FILE,
@@ -118,6 +119,7 @@ test('a minimal file gets every default', () => {
     longQueryTime: 1,
     maxLockTime: 60,
     freezeTimeout: 300,
+    freezeTimeoutSet: false,
     runDir: '/run/vmware-mysql-snapshot',
     logFile: '/var/log/vmware-mysql-snapshot.log',
     ignoreCommands: [],
@@ -281,7 +283,7 @@ test('problems inside the defaults file are reported without their values', () =
   });
   assert.deepEqual(problems, [
     `${DEBIAN}:3: password: unterminated " quote (or text after the closing quote)`,
-    `${DEBIAN}:4: port = "99999" is not a port number: expected an integer from 1 to 65535`,
+    `${DEBIAN}:4: port is not a port number: expected an integer from 1 to 65535`,
   ]);
 });
 
@@ -333,18 +335,18 @@ test('freeze_timeout must not be shorter than lock_wait_timeout', () => {
 
 test('port must be an integer from 1 to 65535', () => {
   for (const bad of ['0', '65536', '-1', '3306.5', 'mysql', '', '3306 tcp']) {
-    assert.match(onlyProblem(`${MINIMAL}port = ${bad}\n`), new RegExp(`^${CONFIG}:4: port = ".*" is not a port number`));
+    assert.match(onlyProblem(`${MINIMAL}port = ${bad}\n`), new RegExp(`^${CONFIG}:4: port is not a port number`));
   }
   assert.equal(load(`${MINIMAL}port = 1\n`).client.port, 1);
   assert.equal(load(`${MINIMAL}port = 65535\n`).client.port, 65535);
 });
 
 test('user and host must not be empty; socket, run_dir and log_file must be absolute', () => {
-  assert.equal(onlyProblem('[client]\nuser =\n'), `${CONFIG}:2: user = "" is empty`);
-  assert.equal(onlyProblem(`${MINIMAL}host = ""\n`), `${CONFIG}:4: host = "" is empty`);
+  assert.equal(onlyProblem('[client]\nuser =\n'), `${CONFIG}:2: user is empty`);
+  assert.equal(onlyProblem(`${MINIMAL}host = ""\n`), `${CONFIG}:4: host is empty`);
   assert.equal(
     onlyProblem(`${MINIMAL}socket = mysqld.sock\n`),
-    `${CONFIG}:4: socket = "mysqld.sock" is not an absolute path: it must start with /`,
+    `${CONFIG}:4: socket is not an absolute path: it must start with /`,
   );
   assert.equal(
     onlyProblem(`${MINIMAL}[snapshot]\nrun_dir = run/here\n`),
@@ -426,13 +428,13 @@ test('all problems are reported together in one error, in the order of the file'
   assert.ok(error.message.startsWith(`configuration file ${CONFIG} has 10 problems:\n  - `));
   assert.deepEqual(problemsOf(text), [
     `${CONFIG}:1: option outside of any [section]`,
-    `${CONFIG}:3: port = "70000" is not a port number: expected an integer from 1 to 65535`,
+    `${CONFIG}:3: port is not a port number: expected an integer from 1 to 65535`,
     `${CONFIG}:4: password: unterminated " quote (or text after the closing quote)`,
     `${CONFIG}:6: lock_wait_timeout = "5s" is not valid: expected a number of seconds greater than 0 and at most 3600, such as 2 or 0.5, without a unit`,
     `${CONFIG}:7: max_lock_time = "-3" is not valid: expected a number of seconds greater than 0 and at most 86400, such as 2 or 0.5, without a unit`,
     `${CONFIG}:8: if_server_down = "maybe" is not valid: expected skip or fail`,
-    `${CONFIG}:9: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
-    `${CONFIG}:10: unknown option bogus in [snapshot]: known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
+    `${CONFIG}:9: not a known option in [snapshot] (the line is not shown: it may hold a password); write KEY = VALUE, known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
+    `${CONFIG}:10: not a known option in [snapshot] (the line is not shown: it may hold a password); write KEY = VALUE, known options are lock_wait_timeout, long_query_time, max_lock_time, freeze_timeout, run_dir, log_file, ignore_commands, ignore_users, if_server_down, lock_mode, coordinates_file, kill_long_queries, kill_long_queries_after, replica_sql_thread, release_at, history_file, metrics_file, notify_command, notify_timeout`,
     `${CONFIG}:12: unknown section [other]: expected [client] or [snapshot]`,
     `${CONFIG}: [client] has no user: set user (and password), or defaults_file = /etc/mysql/debian.cnf`,
   ]);
@@ -561,4 +563,30 @@ test('loadSettings reads real files by default, including the defaults file', ()
   } finally {
     fs.rmSync(directory, { recursive: true, force: true });
   }
+});
+
+test('freeze_timeout: the calling agent default applies only when the configuration sets none', () => {
+  const unset = load(MINIMAL);
+  assert.equal(unset.freezeTimeoutSet, false);
+  assert.equal(withAgentDefaults(unset, 'aws').freezeTimeout, 6);
+  assert.equal(withAgentDefaults(unset, 'gcp').freezeTimeout, 45);
+  assert.equal(withAgentDefaults(unset, 'azure').freezeTimeout, 20);
+  assert.equal(withAgentDefaults(unset, 'vmware').freezeTimeout, 300);
+  assert.equal(withAgentDefaults(unset, undefined).freezeTimeout, 300);
+  const set = load(`${MINIMAL}[snapshot]\nfreeze_timeout = 300\n`);
+  assert.equal(set.freezeTimeoutSet, true);
+  assert.equal(withAgentDefaults(set, 'aws').freezeTimeout, 300, 'a configured value wins, even the default one');
+});
+
+test('a line that may hold a password is reported by file, line and key only, never by its text', () => {
+  for (const line of ['password: S3cretXyz', 'password S3cretXyz', 'S3cretXyz', 'pass"word = S3cretXyz']) {
+    const problem = onlyProblem(`[client]\nuser = backup\n${line}\n`);
+    assert.match(problem, /^\/etc\/vmware-mysql-snapshot\.cnf:3: /, problem);
+    assert.equal(problem.toLowerCase().includes('s3cretxyz'), false, problem);
+  }
+  for (const line of ['port = S3cretXyz', 'host = ""', 'socket = S3cretXyz']) {
+    const problem = onlyProblem(`[client]\nuser = backup\n${line}\n`);
+    assert.equal(problem.toLowerCase().includes('s3cretxyz'), false, problem);
+  }
+  assert.match(onlyProblem(`${MINIMAL}[snapshot]\nlock_wiat_timeout = 2\n`), /unknown option lock_wiat_timeout in \[snapshot\]: did you mean lock_wait_timeout\?/);
 });

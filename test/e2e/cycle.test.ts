@@ -72,8 +72,8 @@ test('freeze holds the lock, records the coordinates, and thaw releases it', asy
   assert.deepEqual([...cycle.slice(1, 3)].sort(), ['lock.released', 'thaw.start']);
   assert.equal(cycle[3], 'thaw.released');
   assert.equal(cycle.length, 4);
-  assert.equal(lineOf(readLog(setup), 'thaw.start')['signalled'], true, 'thaw signalled the holder before it loaded its logger');
-  assert.equal(lineOf(readLog(setup), 'lock.released')['reason'], 'requested');
+  // The holder saw thaw's exec and released before thaw's runtime was up (test/e2e/thawstart.test.ts).
+  assert.ok(['thaw_started', 'requested'].includes(String(lineOf(readLog(setup), 'lock.released')['reason'])));
   for (const line of readLog(setup)) {
     assert.equal(typeof line['op'], 'string');
     assert.equal(typeof line['pid'], 'number');

@@ -25,16 +25,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { closedWithin, events, EXECUTABLE, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, readLog, runHook as runHookRaw, spawnCollected, type Spawned } from '../support/hook';
+import { closedWithin, events, EXECUTABLE, HOLDER_MARKER, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, readLog, runHook as runHookRaw, spawnCollected, type Spawned } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
 import { sleep, waitFor } from '../support/wait';
 
 /**
- * Other test files may run their own holders on this machine at the same time. The holder keeps TZ from
- * freeze's environment, so every hook started here carries this marker and the process scan counts only
- * the holders this file started. (A POSIX TZ: zone "VMSFAULTTEST", UTC+0.)
+ * Other test files (and other checkouts running this very file) may run their own holders on this
+ * machine at the same time. The holder keeps TZ from freeze's environment, so every hook started here
+ * carries this process's marker (support/hook.ts: a POSIX TZ with offset 0, unique to this process) and
+ * the process scan counts, and kills, only the holders this run started.
  */
-const MARKER_TZ = 'VMSFAULTTEST0';
+const MARKER_TZ = HOLDER_MARKER;
 const HOLDER_NAME = 'pre-freeze-mysql-lock';
 const TEST_TIMEOUT_MS = 60_000;
 const NOBODY = 65534;
@@ -1113,15 +1114,15 @@ for (const variant of ['world-writable', 'owned by another user'] as const) {
     else fs.chownSync(setup.configFile, NOBODY, NOBODY);
     const fix =
       variant === 'world-writable'
-        ? `${setup.configFile}: writable by group or others (mode 0666), so anyone could change what this root hook does: chmod 600 ${setup.configFile}`
-        : `${setup.configFile}: owned by uid 65534, not by root, so that user could change what this root hook does: chown root ${setup.configFile}`;
+        ? `${setup.configFile} is writable by group or others (mode 0666), so that user could change what this root process does: chmod go-w ${setup.configFile}`
+        : `${setup.configFile} is owned by uid 65534, not by uid 0, so that user could change what this root process does: chown root ${setup.configFile}`;
     for (const [name, args, operation] of [
       ['pre-freeze-script', ['freeze'], 'freeze'],
       ['post-thaw-script', ['thaw'], 'thaw'],
     ] as const) {
       const result = await runHook(setup, name, [...args]);
       assert.equal(result.code, 2, `${operation}: ${result.stdout}${result.stderr}`);
-      assert.equal(result.stderr, `${operation} failed: configuration file ${setup.configFile} has 1 problem:\n  - ${fix}\n`);
+      assert.equal(result.stderr, `${operation} failed: configuration file ${setup.configFile} is not safe to read as root: ${fix} (it and every directory above it must belong to root and be writable by nobody else)\n`);
       assert.equal(result.stdout, '');
     }
     assert.equal(fs.existsSync(setup.runDir), false, 'no run directory was created');

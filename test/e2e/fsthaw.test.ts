@@ -114,8 +114,9 @@ test('release_at = post_thaw: the lock outlasts the filesystem thaw until thaw',
   assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'still locked a second after the thaw');
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
-  assert.match(thawed.stdout, /^released after \d+ ms\n$/);
-  assert.equal(lineOf(readLog(setup), 'lock.released')['reason'], 'requested');
+  // At thaw's start (its exec seen), or at its request if its runtime came up first on a loaded machine.
+  assert.match(thawed.stdout, /^released after \d+ ms(, as post-thaw-script thaw started|\n$)/);
+  assert.ok(['thaw_started', 'requested'].includes(String(lineOf(readLog(setup), 'lock.released')['reason'])));
 });
 
 test('the freeze and thaw of another filesystem, or none, leave the lock to thaw', async (context) => {
@@ -132,6 +133,7 @@ test('the freeze and thaw of another filesystem, or none, leave the lock to thaw
   assert.equal(datadirAfter.mtimeMs, datadirBefore.mtimeMs);
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
-  assert.match(thawed.stdout, /^released after \d+ ms\n$/);
-  assert.equal(lineOf(readLog(setup), 'lock.released')['reason'], 'requested');
+  // At thaw's start (its exec seen), or at its request if its runtime came up first on a loaded machine.
+  assert.match(thawed.stdout, /^released after \d+ ms(, as post-thaw-script thaw started|\n$)/);
+  assert.ok(['thaw_started', 'requested'].includes(String(lineOf(readLog(setup), 'lock.released')['reason'])));
 });

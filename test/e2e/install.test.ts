@@ -479,6 +479,7 @@ test('the config template has every key commented out with its default, and pars
     socket: '/run/mysqld/mysqld.sock',
     host: '127.0.0.1',
     port: 3306,
+    serverPublicKeyPath: '/var/lib/mysql/public_key.pem',
   });
   for (const [name, value] of Object.entries(DEFAULTS)) assert.deepEqual(full[name], value, `${snakeCase(name)} shows its default`);
   assert.deepEqual([full['ignoreCommands'], full['ignoreUsers']], [[], []]);

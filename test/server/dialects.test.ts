@@ -356,9 +356,10 @@ for (const expectation of EXPECTATIONS) {
         const lockAt = holderStatements.indexOf(firstLock);
         assert.deepEqual(holderStatements.slice(lockAt, lockAt + plan.lock.length), plan.lock.map(normalize), 'the lock statements, in order');
         const beforeLock = holderStatements.slice(0, lockAt);
-        // Set just before the lock, in one statement: lock_wait_timeout, and the dead-man switch
-        // (wait_timeout = max_lock_time + 10). Nothing else before: freeze's session read the server.
-        assert.deepEqual(beforeLock, ['SET SESSION wait_timeout = 40, lock_wait_timeout = 2'], `the holder's statements before its lock: ${holderStatements.join('; ')}`);
+        // At connect, a wait_timeout that outlasts freeze's wait for a quiet moment (freeze_timeout + 60 s);
+        // just before the lock, in one statement: lock_wait_timeout, and the dead-man switch (wait_timeout =
+        // max_lock_time + 10). Nothing else before: freeze's session read the server.
+        assert.deepEqual(beforeLock, ['SET SESSION wait_timeout = 80', 'SET SESSION wait_timeout = 40, lock_wait_timeout = 2'], `the holder's statements before its lock: ${holderStatements.join('; ')}`);
         assert.equal(fake.sessionVariable(holder, 'lock_wait_timeout'), '2');
         assert.equal(fake.sessionVariable(holder, 'wait_timeout'), '40');
         const afterLock = holderStatements.slice(lockAt + plan.lock.length);

@@ -8,6 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RowDataPacket } from 'mysql2/promise';
+import { Deadline } from '../../src/clock';
 import { openSession } from '../../src/server/session';
 import { quoteName, stopAppliers } from '../../src/server/replica';
 import { startMariaDB, TEST_USER, type TestServer } from '../support/mariadb';
@@ -44,7 +45,7 @@ for (const noBackslashEscapes of [false, true]) {
     const client = { user: TEST_USER.name, password: TEST_USER.password, socket: server.socket };
     const [freeze, holder] = await Promise.all([openSession(client), openSession(client, { multipleStatements: true })]);
     try {
-      const stopped = await stopAppliers(freeze, Date.now() + 10_000);
+      const stopped = await stopAppliers(freeze, new Deadline(10_000));
       assert.deepEqual(stopped?.channels, [CHANNEL]);
       assert.deepEqual(await applierRunning(), new Map([[CHANNEL, false]]));
       for (const statement of stopped?.restart ?? []) await holder.connection.query(statement);

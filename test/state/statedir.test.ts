@@ -119,3 +119,21 @@ test('holder state validation rejects malformed records', () => {
   assert.equal(isHolderState({ ...good, version: 2 }), false);
   assert.equal(isHolderState(null), false);
 });
+
+test('a freeze lock between its taking and its owner record: busy while that freeze lives, taken over at once when it is dead', async () => {
+  const runDir = temporaryDirectory();
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { argv0: 'pre-freeze-script', stdio: 'ignore' });
+  await new Promise((resolve) => child.once('spawn', resolve));
+  const starting = identify(child.pid ?? 0);
+  assert.ok(starting !== null);
+  // What a freeze leaves from the moment it made the lock directory to the moment it renamed its record.
+  fs.mkdirSync(path.join(runDir, 'freeze.lock'));
+  writeJson(runDir, `freeze.candidate.${starting.pid}.json`, starting);
+  await assert.rejects(acquireFreezeLock(runDir), (error: HookError) => error.code === 'BUSY' && /another freeze is starting/.test(error.message));
+  assert.deepEqual(fs.readdirSync(runDir).filter((name) => name.startsWith('freeze.candidate.')), [`freeze.candidate.${starting.pid}.json`], 'the refused freeze took its own record away');
+  assert.equal(await stopProcess(starting, 2000), true);
+  const release = await acquireFreezeLock(runDir);
+  assert.deepEqual(fs.readdirSync(runDir).filter((name) => name.startsWith('freeze.')).sort(), ['freeze.lock', 'freeze.owner.json'], 'the dead freeze\'s record is gone, ours is the owner\'s');
+  release();
+  assert.deepEqual(fs.readdirSync(runDir), []);
+});

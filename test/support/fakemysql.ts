@@ -657,10 +657,12 @@ class Fake implements FakeServer {
 
   private show(session: Session, statement: string, upper: string): Answer {
     let match: RegExpExecArray | null;
-    if ((match = /^SHOW (?:(GLOBAL|SESSION) )?(STATUS|VARIABLES)(?: LIKE '([^']*)')?$/.exec(upper)) !== null) {
+    if ((match = /^SHOW (?:(GLOBAL|SESSION) )?(STATUS|VARIABLES)(?: LIKE '([^']*)'| WHERE VARIABLE_NAME IN \(('[^']*'(?:, *'[^']*')*)\))?$/.exec(upper)) !== null) {
       const pattern = /LIKE '([^']*)'/i.exec(statement)?.[1];
+      // WHERE Variable_name IN ('a', 'b'): names compared without regard to case, as the servers do
+      const names = match[4] === undefined ? undefined : new Set([...match[4].matchAll(/'([^']*)'/g)].map((name) => (name[1] ?? '').toLowerCase()));
       const all = match[2] === 'STATUS' ? this.statusVariables() : this.variableList(session);
-      const rows = Object.entries(all).filter(([name]) => pattern === undefined || like(name, pattern));
+      const rows = Object.entries(all).filter(([name]) => (pattern === undefined || like(name, pattern)) && (names === undefined || names.has(name.toLowerCase())));
       return { kind: 'rows', result: { columns: [{ name: 'Variable_name', type: 'string' }, { name: 'Value', type: 'string' }], rows: rows.map(([name, value]) => [name, String(value)]) } };
     }
     if (/^SHOW GRANTS(?: FOR CURRENT_USER(?:\(\))?)?$/.test(upper)) return this.showGrants();

@@ -20,6 +20,8 @@ function runFile(tool: string, args: string[]): Promise<unknown> {
 
 export interface LoopFilesystem {
   readonly mountPoint: string;
+  /** the file that holds the filesystem */
+  readonly image: string;
   freeze(): Promise<void>;
   thaw(): Promise<void>;
   /** Thaws, unmounts and deletes it; whatever runs on it must be stopped first. */
@@ -67,11 +69,32 @@ export async function mountLoopFilesystem(sizeMb = 512): Promise<LoopFilesystem>
   if (why !== undefined) throw new Error(`cannot make a filesystem to freeze: ${why}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-loopfs-'));
   const image = path.join(dir, 'image');
-  const mountPoint = path.join(dir, 'mnt');
-  fs.mkdirSync(mountPoint);
   fs.writeFileSync(image, '');
   fs.truncateSync(image, sizeMb * 1024 * 1024);
   await runFile('mkfs.ext4', ['-q', '-F', image]);
+  return mountImage(dir, image);
+}
+
+/**
+ * A copy of the source's image, as it is now: taken while the source is frozen, it is what a hypervisor's
+ * snapshot of the disk holds (cp reads the file through the page cache the loop device writes to).
+ * Mount it with mountImageFile once the source has thawed.
+ */
+export async function copyImage(source: LoopFilesystem): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-loopfs-'));
+  const image = path.join(dir, 'image');
+  await runFile('cp', ['--sparse=always', source.image, image]);
+  return image;
+}
+
+/** Mounts an image made by copyImage (in its own directory, which remove() deletes). */
+export function mountImageFile(image: string): Promise<LoopFilesystem> {
+  return mountImage(path.dirname(image), image);
+}
+
+async function mountImage(dir: string, image: string): Promise<LoopFilesystem> {
+  const mountPoint = path.join(dir, 'mnt');
+  fs.mkdirSync(mountPoint);
   await runFile('mount', ['-o', 'loop', image, mountPoint]);
   mounted.add(mountPoint);
   let frozen = false;
@@ -82,6 +105,7 @@ export async function mountLoopFilesystem(sizeMb = 512): Promise<LoopFilesystem>
   };
   return {
     mountPoint,
+    image,
     freeze: async () => {
       await runFile('fsfreeze', ['-f', mountPoint]);
       frozen = true;

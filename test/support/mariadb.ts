@@ -62,6 +62,8 @@ export interface ConnectOptions {
 export type StartOptions = ServerOptions & {
   /** a data directory elsewhere than in the server's own directory (e.g. on a filesystem to freeze); must not exist yet */
   datadir?: string;
+  /** waited for once the server is up, before the fixtures are made (a Galera node: until it is ready for statements) */
+  untilReady?: (server: TestServer) => Promise<void>;
 };
 
 const BINARY_DIRECTORIES = ['/usr/sbin', '/usr/bin'];
@@ -106,6 +108,7 @@ export async function startMariaDB(options: StartOptions = {}): Promise<TestServ
   try {
     await runFile('cp', ['-a', template, server.datadir]);
     await server.start();
+    await options.untilReady?.(server);
     await createFixtures((sql, params) => server.query(sql, params), TEST_USER);
   } catch (error) {
     await server.remove();
