@@ -4,6 +4,7 @@
  * private channel (src/snapshot/channel.ts). While it holds, it writes nothing outside run_dir (the filesystems
  * may be frozen): it releases first and logs afterwards.
  */
+import fs = require('node:fs');
 import net = require('node:net');
 import path = require('node:path');
 import { Channel } from './channel';
@@ -78,6 +79,8 @@ class Holder {
   private expiryTimer: NodeJS.Timeout | undefined;
   private thawWatch: ThawWatch | undefined;
   private thawStartWatch: ThawStartWatch | undefined;
+  /** the state file as we last wrote it (inode, size, mtime): whether our record still stands in run_dir */
+  private recorded: string | undefined;
   /** why the watch for the filesystem thaw ended without one (logged after the release) */
   private thawWatchProblem: string | undefined;
   /** our claim on run_dir (src/state/holderclaim.ts), from the lock request to our exit */
@@ -247,6 +250,10 @@ class Holder {
   private watchForThawStart(): void {
     if (this.state.phase !== 'held' || this.releasing !== undefined) return;
     const watch = new ThawStartWatch(this.start.configFile, (start) => {
+      // Released this way, we are gone before thaw looks: it learns how the hold went from our final state
+      // in run_dir, so only while our record there stands (not replaced, removed, or run_dir moved away).
+      // Otherwise thaw finds us by our claim and asks, as it would without this watch.
+      if (!this.recordStands()) return;
       this.state = { ...this.state, thawStart: start };
       void this.stop('thaw_started', `${start.name} ${start.operation} started (pid ${start.pid})`);
     });
@@ -378,11 +385,17 @@ class Holder {
     this.resolveDone(phase === 'released' ? 0 : 1);
   }
 
+  /** Whether the state file in run_dir is still the one we wrote last (one stat: this runs as writers wait). */
+  private recordStands(): boolean {
+    return this.recorded !== undefined && this.recorded === statKey(path.join(this.start.runDir, STATE_FILE));
+  }
+
   /** Throws a HookError naming the file and the cause (ENOSPC, EACCES, ...) if the state cannot be written. */
   private saveState(): void {
     const file = path.join(this.start.runDir, STATE_FILE);
     try {
       writeJson(this.start.runDir, STATE_FILE, this.state);
+      this.recorded = statKey(file);
     } catch (error) {
       throw new HookError(
         'UNSAFE',
@@ -390,6 +403,16 @@ class Holder {
         { cause: error },
       );
     }
+  }
+}
+
+/** A file's identity and version as lstat sees it, or undefined if it is not there. */
+function statKey(file: string): string | undefined {
+  try {
+    const stat = fs.lstatSync(file, { bigint: true, throwIfNoEntry: false });
+    return stat === undefined ? undefined : `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}`;
+  } catch {
+    return undefined; // run_dir moved away or made unreadable: no record of ours stands there
   }
 }
 
