@@ -99,6 +99,10 @@ test('status, a thaw for another configuration file, and a thaw by another user 
   assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'still held after status, the other thaw and the stranger');
   const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
   assert.equal(thawed.code, 0, thawed.stderr);
-  assert.equal(lastRun(setup).releaseReason, 'thaw_started');
-  assert.equal(lineOf(readLog(setup), 'lock.released')['reason'], 'thaw_started');
+  // Our own thaw still ends it. Mostly at its start (the watch outlived the three it ignored), but on a
+  // loaded CI machine thaw's request once came first: the two tests above hold the release at the start.
+  const reason = lastRun(setup).releaseReason;
+  assert.ok(reason === 'thaw_started' || reason === 'requested', String(reason));
+  context.diagnostic(`released: ${reason}`);
+  assert.equal(lineOf(readLog(setup), 'lock.released')['reason'], reason);
 });
