@@ -89,18 +89,21 @@ function worse(a: ThawResult, b: ThawResult | undefined): ThawResult {
 
 /** last.json for status, and the state removed: only if it is still the state of the holder we acted on. */
 function record(settings: Settings, logger: Logger, operation: string, state: HolderState, result: ThawResult): void {
-  const last: LastRun = { ...state, thaw: { operation, at: Date.now(), outcome: result.outcome } };
-  try {
-    writeJson(settings.runDir, LAST_FILE, last);
-  } catch (error) {
-    // The lock is released and judged already: a full run_dir only costs status its last run.
-    const file = path.join(settings.runDir, LAST_FILE);
-    logger.warn({ event: 'state.unwritable', file, error: (error as Error).message }, `cannot write ${file}: ${(error as Error).message}`);
-  }
+  writeLast(settings, logger, { ...state, thaw: { operation, at: Date.now(), outcome: result.outcome } });
   const now = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   // A freeze that started meanwhile has its own holder and state: never ours to remove.
   if (now.kind === 'ok' && !sameHolder(now.value.holder, state.holder)) return;
   removeFile(settings.runDir, STATE_FILE);
+}
+
+/** last.json, for status. The lock is released and judged already: a full run_dir only costs status its last run. */
+function writeLast(settings: Settings, logger: Logger, last: LastRun): void {
+  try {
+    writeJson(settings.runDir, LAST_FILE, last);
+  } catch (error) {
+    const file = path.join(settings.runDir, LAST_FILE);
+    logger.warn({ event: 'state.unwritable', file, error: (error as Error).message }, `cannot write ${file}: ${(error as Error).message}`);
+  }
 }
 
 function sameHolder(a: ProcessIdentity, b: ProcessIdentity): boolean {
@@ -152,15 +155,8 @@ function afterFailedFreeze(settings: Settings, logger: Logger, result: ThawResul
   if (state?.lockedAt !== undefined && state.lockedAt <= failed.at && (state.releasedAt ?? Infinity) >= failed.at) return undefined;
   const why = failed.code === undefined ? (failed.message ?? 'no reason recorded') : `${failed.code}: ${failed.message ?? ''}`;
   const problem = `freeze failed at ${new Date(failed.at).toISOString()} (${why}) and no freezeFail followed: the guest agent went on, and the snapshot that this thaw ends was taken without the lock`;
-  // last.json (for status) says what this thaw found; best effort, as in record().
-  if (state !== undefined) {
-    try {
-      writeJson(settings.runDir, LAST_FILE, { ...state, thaw: { operation: 'thaw', at: Date.now(), outcome: 'inconsistent' } } satisfies LastRun);
-    } catch (error) {
-      const file = path.join(settings.runDir, LAST_FILE);
-      logger.warn({ event: 'state.unwritable', file, error: (error as Error).message }, `cannot write ${file}: ${(error as Error).message}`);
-    }
-  }
+  // last.json (for status) says what this thaw found.
+  if (state !== undefined) writeLast(settings, logger, { ...state, thaw: { operation: 'thaw', at: Date.now(), outcome: 'inconsistent' } });
   logger.error({ event: 'thaw.inconsistent', operation: 'thaw', failedFreezeAt: failed.at, failedFreezeCode: failed.code, heldMs: result.heldMs }, `thaw: ${problem}; the snapshot may not be consistent`);
   return { ...result, outcome: 'inconsistent', problem };
 }
