@@ -465,13 +465,14 @@ class Freezer {
     // it was never told to lock, so it held nothing, and another takes its place.
     if (holder.hasExited) {
       const event = await holder.next(HOLDER_CONNECT_MS, this.abort);
-      if (event.type === 'exit' && this.mayReplace()) return this.abandon(holder, `the holder exited before it was told to lock (${describeExit(event)}); it is replaced`);
-      return this.unexpected(holder, event); // its own failure (a refused login...) says more than a retry would
+      // its own failure (a refused login...) says more than a retry would
+      return this.replaceExited(holder, event) ?? this.unexpected(holder, event);
     }
     if (holder.connectionId === undefined) {
       const event = await holder.next(Math.min(HOLDER_CONNECT_MS, this.deadline.remainingMs()), this.abort);
       if (event.type === 'timeout') return this.abandon(holder, this.deadline.remainingMs() === 0 ? 'freeze_timeout passed before the holder connected' : 'the holder did not connect');
-      if (event.type === 'exit' && this.mayReplace()) return this.abandon(holder, `the holder exited before it was told to lock (${describeExit(event)}); it is replaced`);
+      const replaced = this.replaceExited(holder, event);
+      if (replaced !== undefined) return replaced;
       if (event.type !== 'connected') return this.unexpected(holder, event);
     }
     const { connectionId: _, ...server } = this.session.server;
@@ -549,10 +550,15 @@ class Freezer {
     );
   }
 
-  /** A holder that exited before locking is replaced, a few times per freeze (freeze_timeout bounds it too). */
-  private mayReplace(): boolean {
+  /**
+   * A holder that exited before it was told to lock held nothing: it is replaced, a few times per freeze
+   * (freeze_timeout bounds it too). Undefined for any other event, or once the replacements are used up.
+   */
+  private replaceExited(holder: HolderProcess, event: HolderEvent): Promise<Attempt> | undefined {
+    if (event.type !== 'exit') return undefined;
     this.replaced += 1;
-    return this.replaced <= MAX_REPLACED_HOLDERS;
+    if (this.replaced > MAX_REPLACED_HOLDERS) return undefined;
+    return this.abandon(holder, `the holder exited before it was told to lock (${describeExit(event)}); it is replaced`);
   }
 
   private async abandon(holder: HolderProcess, why: string): Promise<Attempt> {
