@@ -165,6 +165,8 @@ interface Run {
   startedAt: number;
   /** the child's 'exit' event */
   exitedAt: number;
+  /** the last chunk of its stdout (NaN if it wrote none): where its last line ends, its process's end begins */
+  lastStdoutAt: number;
   ms: number;
 }
 
@@ -184,7 +186,11 @@ function launch(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs 
   let stderr = '';
   let startedAt = 0;
   let exitedAt = 0;
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  let lastStdoutAt = NaN;
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    lastStdoutAt = now();
+  });
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   (child.stdio[3] as NodeJS.ReadableStream).once('data', () => {
     startedAt = now();
@@ -204,7 +210,7 @@ function launch(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs 
       clearTimeout(timer);
       if (exitedAt === 0) exitedAt = now();
       if (startedAt === 0) return reject(new Error(`the launcher of ${file} ended before it was told to run it: ${stderr.trim()}`));
-      resolve({ code, signal, stdout, stderr, pid: child.pid ?? 0, startedAt, exitedAt, ms: exitedAt - startedAt });
+      resolve({ code, signal, stdout, stderr, pid: child.pid ?? 0, startedAt, exitedAt, lastStdoutAt, ms: exitedAt - startedAt });
     });
   });
 }
@@ -610,6 +616,13 @@ interface StallSample {
   holdMs: number;
   /** from the blocked INSERT's start (the lock taking effect) to freeze's exit */
   lockToFreezeExitMs: number;
+  /**
+   * ours: lockToFreezeExitMs in two, at freeze's "locked:" line on stdout (printed once the holder has
+   * said locked and been acknowledged): the holder's and freeze's work before it, and after it the history
+   * and the process's end. NaN for the naive hook, which prints nothing.
+   */
+  lockToLineMs: number;
+  lineToExitMs: number;
   /** from thaw's exec to the blocked INSERT's completion: negative when the lock ended before thaw */
   thawToWriterMs: number;
   /** the longest other stall of the writer between freeze's spawn and the blocked INSERT, minus its typical latency */
@@ -654,6 +667,8 @@ async function measureStall(server: TestServer, hook: BenchHook, options: Option
         blockedMs,
         holdMs,
         lockToFreezeExitMs: freeze.exitedAt - blocked.start,
+        lockToLineMs: freeze.lastStdoutAt - blocked.start,
+        lineToExitMs: freeze.exitedAt - freeze.lastStdoutAt,
         thawToWriterMs: blocked.end - thaw.startedAt,
         preLockStallMs: Math.max(0, writer.longestStallIn(freeze.startedAt, blocked.start - 0.001) - typical),
         typicalInsertMs: typical,
@@ -813,7 +828,7 @@ async function measurePileup(server: TestServer, setup: HookSetup, tail: LogTail
 // 5. start-up
 
 async function measureStartup(setup: HookSetup, options: Options, runtime: string | undefined): Promise<Record<string, number[]>> {
-  const result: Record<string, number[]> = { version: [], noopThaw: [], bareRuntime: [], versionCpu: [], noopThawCpu: [], bareRuntimeCpu: [], harnessSpawn: [] };
+  const result: Record<string, number[]> = { version: [], noopThaw: [], bareRuntime: [], versionCpu: [], noopThawCpu: [], bareRuntimeCpu: [], harnessSpawn: [], versionEnd: [], shellEnd: [] };
   for (let i = 0; i < options.warmup + options.runs; i += 1) {
     const cpu0 = reapedChildrenCpuMs();
     const version = await runExe(setup, 'vmware-mysql-snapshot', ['--version']);
@@ -829,7 +844,13 @@ async function measureStartup(setup: HookSetup, options: Options, runtime: strin
       bare = run.ms;
     }
     const cpu3 = reapedChildrenCpuMs();
+    // A process's end, from its last output to the exit its parent sees: our runtime's against the shell's
+    // that the naive hook is (freeze's own is lineToExitMs in the stall measurement).
+    const shell = await launch('/bin/bash', ['-c', 'echo end'], { PATH: '/usr/bin:/bin' });
+    if (shell.code !== 0) throw new Error(describeRun('bash -c "echo end"', shell));
     if (i < options.warmup) continue;
+    result['versionEnd']!.push(version.exitedAt - version.lastStdoutAt);
+    result['shellEnd']!.push(shell.exitedAt - shell.lastStdoutAt);
     result['version']!.push(version.ms);
     result['noopThaw']!.push(thaw.ms);
     result['versionCpu']!.push(cpu1 - cpu0);
@@ -1068,13 +1089,16 @@ async function main(): Promise<number> {
     { metric: 'start-up: vmware-mysql-snapshot --version', median: stats(startup['version']!)?.median ?? null, p95: stats(startup['version']!)?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
     { metric: 'start-up: post-thaw-script thaw, nothing held', median: stats(startup['noopThaw']!)?.median ?? null, p95: stats(startup['noopThaw']!)?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
     { metric: 'start-up: bare runtime (node -e 0, same Node)', median: stats(startup['bareRuntime']!)?.median ?? null, p95: stats(startup['bareRuntime']!)?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
+    { metric: 'process end (last output -> exit): --version', median: stats(startup['versionEnd']!)?.median ?? null, p95: stats(startup['versionEnd']!)?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
+    { metric: 'process end (last output -> exit): bash', median: stats(startup['shellEnd']!)?.median ?? null, p95: stats(startup['shellEnd']!)?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
     { metric: 'harness: its own spawn() of /bin/true (left out)', median: stats(startup['harnessSpawn']!)?.median ?? null, p95: stats(startup['harnessSpawn']!)?.p95 ?? null, unit: 'ms', target: '', judged: null, limit: null },
     { metric: 'executable size', median: exeBytes / 1024 / 1024, p95: null, unit: 'MB', target: '', judged: null, limit: null },
   ];
 
   const freezeBreakdown = medians(freeze.map((sample) => sample.breakdown));
   const thawBreakdown = medians(thaw.map((sample) => sample.breakdown));
-  const stallParts = medians(stall.map(({ lockToFreezeExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs }) => ({ lockToFreezeExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs })));
+  const stallParts = medians(stall.map(({ lockToFreezeExitMs, lockToLineMs, lineToExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs }) => ({ lockToFreezeExitMs, lockToLineMs, lineToExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs })));
+  const naiveStallParts = medians(naiveStallSamples.map(({ lockToFreezeExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs }) => ({ lockToFreezeExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs })));
 
   say();
   say(table(rows));
@@ -1087,6 +1111,9 @@ async function main(): Promise<number> {
   }
   if (stallParts !== null) {
     say('stall, median parts (ms):      ' + Object.entries(stallParts).map(([key, value]) => `${key} ${value.toFixed(1)}`).join(', '));
+  }
+  if (naiveStallParts !== null) {
+    say('stall, naive hook, parts (ms): ' + Object.entries(naiveStallParts).map(([key, value]) => `${key} ${value.toFixed(1)}`).join(', '));
   }
   const frozenParts = frozenStall.samples === null ? null : medians(frozenStall.samples.map(({ lockToFreezeExitMs, thawToWriterMs, filesystem }) => ({ lockToFreezeExitMs, thawToWriterMs, ...filesystem! })));
   if (frozenParts !== null) {
@@ -1153,10 +1180,10 @@ async function main(): Promise<number> {
     cpuMs: cpu,
     freeze: { stats: freezeStats, breakdownMedianMs: freezeBreakdown, rssMB: rss, rssAnonMB: stats(freeze.map((s) => s.rssAnonMB)), rssFileMB: stats(freeze.map((s) => s.rssFileMB)), hwmMB: stats(freeze.map((s) => s.hwmMB)), samples: freeze },
     thaw: { stats: thawStats, exitStats: stats(thaw.map((sample) => sample.exitMs)), breakdownMedianMs: thawBreakdown, samples: thaw },
-    stall: { stats: overheadStats, blockedStats: stats(stall.map((sample) => sample.blockedMs)), partsMedianMs: stallParts, samples: stall },
+    stall: { stats: overheadStats, blockedStats: stats(stall.map((sample) => sample.blockedMs)), partsMedianMs: stallParts, samples: stall, naive: { stats: naiveOverheadStats, partsMedianMs: naiveStallParts, samples: naiveStallSamples } },
     frozenStall: { stats: frozenStats, partsMedianMs: frozenParts, skipped: frozenStall.skipped, samples: frozenStall.samples },
     pileup: { lockWaitTimeoutMs, longStatementS: options.longStatementS, ours: oursStall, naive: naiveStall, ratio, samples: pileup },
-    startup: { version: stats(startup['version']!), noopThaw: stats(startup['noopThaw']!), bareRuntime: stats(startup['bareRuntime']!), harnessSpawn: stats(startup['harnessSpawn']!), samples: startup },
+    startup: { version: stats(startup['version']!), noopThaw: stats(startup['noopThaw']!), bareRuntime: stats(startup['bareRuntime']!), harnessSpawn: stats(startup['harnessSpawn']!), versionEnd: stats(startup['versionEnd']!), shellEnd: stats(startup['shellEnd']!), samples: startup },
     poll: { connections: options.connections, connectMs: round(poll.connectMs), busy: pollBusy, busyQuery, busyFindBlockers: busyFind, idle: pollIdle, samples: poll },
   };
   fs.mkdirSync(path.dirname(options.out), { recursive: true });
