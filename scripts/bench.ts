@@ -290,6 +290,7 @@ function naiveHook(on: TestServer, client: string, directory: string): BenchHook
 
 interface HolderStateFile {
   holder: { pid: number };
+  thawStart?: { seenAt: number };
   phase: string;
   startedAt: number;
   lockedAt?: number;
@@ -623,6 +624,9 @@ interface StallSample {
    */
   lockToLineMs: number;
   lineToExitMs: number;
+  /** ours, nothing frozen: thaw's exec to the holder's watch seeing it, and on to the release (whole ms: the holder's Date.now()) */
+  thawSeenMs?: number;
+  seenToReleasedMs?: number;
   /** from thaw's exec to the blocked INSERT's completion: negative when the lock ended before thaw */
   thawToWriterMs: number;
   /** the longest other stall of the writer between freeze's spawn and the blocked INSERT, minus its typical latency */
@@ -673,6 +677,7 @@ async function measureStall(server: TestServer, hook: BenchHook, options: Option
         preLockStallMs: Math.max(0, writer.longestStallIn(freeze.startedAt, blocked.start - 0.001) - typical),
         typicalInsertMs: typical,
         ...(fsFreeze === undefined || fsThaw === undefined ? {} : { filesystem: filesystemParts(hook.lastState(), blocked.end, fsFreeze, fsThaw) }),
+        ...(filesystem === undefined ? thawStartParts(hook.lastState(), thaw) : {}),
       });
       await sleep(50);
     }
@@ -680,6 +685,13 @@ async function measureStall(server: TestServer, hook: BenchHook, options: Option
     await writer.stop();
   }
   return samples;
+}
+
+/** Where the holder saw thaw's exec and released (its final state, as thaw keeps it). */
+function thawStartParts(last: HolderStateFile | undefined, thaw: Run): Pick<StallSample, 'thawSeenMs' | 'seenToReleasedMs'> {
+  const seenAt = last?.thawStart?.seenAt;
+  if (seenAt === undefined || last?.releasedAt === undefined) return {};
+  return { thawSeenMs: seenAt - thaw.startedAt, seenToReleasedMs: last.releasedAt - seenAt };
 }
 
 async function fsfreeze(flag: '-f' | '-u', filesystem: LoopFilesystem): Promise<Run> {
@@ -1097,7 +1109,7 @@ async function main(): Promise<number> {
 
   const freezeBreakdown = medians(freeze.map((sample) => sample.breakdown));
   const thawBreakdown = medians(thaw.map((sample) => sample.breakdown));
-  const stallParts = medians(stall.map(({ lockToFreezeExitMs, lockToLineMs, lineToExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs }) => ({ lockToFreezeExitMs, lockToLineMs, lineToExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs })));
+  const stallParts = medians(stall.map(({ lockToFreezeExitMs, lockToLineMs, lineToExitMs, thawToWriterMs, thawSeenMs, seenToReleasedMs, preLockStallMs, typicalInsertMs }) => ({ lockToFreezeExitMs, lockToLineMs, lineToExitMs, thawToWriterMs, thawSeenMs: thawSeenMs ?? NaN, seenToReleasedMs: seenToReleasedMs ?? NaN, preLockStallMs, typicalInsertMs })));
   const naiveStallParts = medians(naiveStallSamples.map(({ lockToFreezeExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs }) => ({ lockToFreezeExitMs, thawToWriterMs, preLockStallMs, typicalInsertMs })));
 
   say();

@@ -1,7 +1,7 @@
 /** Which process is a thaw of ours (src/snapshot/thawstart.ts), from what /proc says of it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { thawOperation, type Own, type ProcessView } from '../../src/snapshot/thawstart';
+import { execInProgress, thawOperation, type Own, type ProcessView } from '../../src/snapshot/thawstart';
 
 const OWN: Own = { exe: '/usr/local/sbin/vmware-mysql-snapshot', uid: 0, configFile: '/etc/vmware-mysql-snapshot.cnf' };
 const THAW: ProcessView = { exe: OWN.exe, uid: { real: 0, effective: 0 }, argv: ['/usr/sbin/post-thaw-script', 'thaw'], configFile: OWN.configFile };
@@ -23,4 +23,13 @@ test('anything else is not: freeze, status, the holder, another executable, user
   assert.equal(thawOperation({ ...THAW, uid: { real: 1000, effective: 1000 } }, OWN), undefined);
   assert.equal(thawOperation({ ...THAW, uid: { real: 1000, effective: 0 } }, OWN), undefined, 'a setuid wrapper is not root');
   assert.equal(thawOperation({ ...THAW, configFile: '/etc/other.cnf' }, OWN), undefined);
+});
+
+test('a process whose executable is ours but whose arguments read empty is still inside execve: judged later, not dismissed', () => {
+  // /proc/PID/exe is switched before the new image's arguments and environment are set up; until then
+  // cmdline and environ read empty, and the configuration file looks like the default one.
+  const midExec: ProcessView = { ...THAW, argv: [], configFile: '/etc/vmware-mysql-snapshot.cnf' };
+  assert.equal(execInProgress(midExec), true);
+  assert.equal(execInProgress(THAW), false);
+  assert.equal(execInProgress({ ...THAW, argv: ['pre-freeze-mysql-lock'] }), false);
 });
