@@ -5,8 +5,9 @@
  * assertion) and writes bench/results.json with the machine it ran on. BENCHMARKS.md explains the figures.
  *
  * Every timestamp here is one clock: performance.timeOrigin + performance.now() (epoch ms, sub-ms). The
- * executable's own log lines and run_dir state carry Date.now() epoch ms of the same machine, which is
- * how the per-phase breakdowns line up with the spawn and exit times measured here.
+ * executable's own log lines and run_dir state carry Date.now() epoch ms of the same machine: each is
+ * taken to our clock with the offset Date.now() - now() read when it is used, since the wall clock may be
+ * slewed (NTP) away from performance.timeOrigin during a run (one run drifted by ~90 ms in 20 s).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -518,23 +519,25 @@ async function measureFreeze(setup: HookSetup, tail: LogTail, options: Options):
     const state = readRunDirJson(setup, 'state.json');
     const memory = procStatus(state.holder.pid);
     const holderSched = schedstat(state.holder.pid);
-    const holderExec = processStartEpochMs(state.holder.pid);
     const entries = tail.read();
     const thaw = await thawOnce(setup);
     const cpuThawed = reapedChildrenCpuMs();
     tail.read();
     if (i < options.warmup) continue;
-    const started = logTime(logEvent(entries, run.pid, 'freeze.start'));
     const acquired = logEvent(entries, run.pid, 'lock.acquired');
     const lockMs = Number(acquired?.['lockMs']);
-    const lockedAt = state.lockedAt ?? NaN;
+    // Times from the log, the state and /proc are the wall clock (Date.now()): to this harness's clock.
+    const wallOffset = Date.now() - now();
+    const started = logTime(logEvent(entries, run.pid, 'freeze.start')) - wallOffset;
+    const holderExec = processStartEpochMs(state.holder.pid) - wallOffset;
+    const lockedAt = (state.lockedAt ?? NaN) - wallOffset;
     samples.push({
       ms: run.ms,
       breakdown: {
         startup: started - run.startedAt,
         toHolderSpawn: holderExec - started,
-        holderStartup: state.startedAt - holderExec,
-        holderConnect: lockedAt - lockMs - state.startedAt,
+        holderStartup: state.startedAt - wallOffset - holderExec,
+        holderConnect: lockedAt - lockMs - (state.startedAt - wallOffset),
         lockStatements: lockMs,
         afterLock: run.exitedAt - lockedAt,
       },
@@ -581,7 +584,7 @@ async function measureThaw(server: TestServer, hook: BenchHook, options: Options
       const run = await hook.thaw();
       const cpuMs = reapedChildrenCpuMs() - cpuBefore;
       const proceededAt = await insert;
-      const releasedAt = hook.lastState()?.releasedAt ?? NaN;
+      const releasedAt = (hook.lastState()?.releasedAt ?? NaN) - (Date.now() - now()); // the holder's wall clock, to ours
       tail?.read(); // thaw logs only after the holder has ended: its lines tell nothing about the release
       if (i < options.warmup) continue;
       samples.push({
@@ -666,6 +669,10 @@ async function measureStall(server: TestServer, hook: BenchHook, options: Option
       const holdMs = thaw.startedAt - freeze.exitedAt;
       const blockedMs = blocked.end - blocked.start;
       const typical = writer.typicalLatency(freeze.startedAt);
+      // The holder's times are its Date.now(): taken to this harness's clock with their offset now, as the
+      // wall clock may be slewed (NTP) away from performance.timeOrigin during a run.
+      const last = hook.lastState();
+      const wallOffset = Date.now() - now();
       samples.push({
         overheadMs: blockedMs - holdMs,
         blockedMs,
@@ -676,8 +683,8 @@ async function measureStall(server: TestServer, hook: BenchHook, options: Option
         thawToWriterMs: blocked.end - thaw.startedAt,
         preLockStallMs: Math.max(0, writer.longestStallIn(freeze.startedAt, blocked.start - 0.001) - typical),
         typicalInsertMs: typical,
-        ...(fsFreeze === undefined || fsThaw === undefined ? {} : { filesystem: filesystemParts(hook.lastState(), blocked.end, fsFreeze, fsThaw) }),
-        ...(filesystem === undefined ? thawStartParts(hook.lastState(), thaw) : {}),
+        ...(fsFreeze === undefined || fsThaw === undefined ? {} : { filesystem: filesystemParts(last, wallOffset, blocked.end, fsFreeze, fsThaw) }),
+        ...(filesystem === undefined ? thawStartParts(last, wallOffset, thaw) : {}),
       });
       await sleep(50);
     }
@@ -688,10 +695,10 @@ async function measureStall(server: TestServer, hook: BenchHook, options: Option
 }
 
 /** Where the holder saw thaw's exec and released (its final state, as thaw keeps it). */
-function thawStartParts(last: HolderStateFile | undefined, thaw: Run): Pick<StallSample, 'thawSeenMs' | 'seenToReleasedMs'> {
+function thawStartParts(last: HolderStateFile | undefined, wallOffset: number, thaw: Run): Pick<StallSample, 'thawSeenMs' | 'seenToReleasedMs'> {
   const seenAt = last?.thawStart?.seenAt;
   if (seenAt === undefined || last?.releasedAt === undefined) return {};
-  return { thawSeenMs: seenAt - thaw.startedAt, seenToReleasedMs: last.releasedAt - seenAt };
+  return { thawSeenMs: seenAt - wallOffset - thaw.startedAt, seenToReleasedMs: last.releasedAt - seenAt };
 }
 
 async function fsfreeze(flag: '-f' | '-u', filesystem: LoopFilesystem): Promise<Run> {
@@ -701,12 +708,12 @@ async function fsfreeze(flag: '-f' | '-u', filesystem: LoopFilesystem): Promise<
 }
 
 /** The filesystem's thaw to the writer, in parts from the holder's state (thaw keeps it as last.json). */
-function filesystemParts(last: HolderStateFile | undefined, writerProceededAt: number, fsFreeze: Run, fsThaw: Run): FilesystemStallParts {
+function filesystemParts(last: HolderStateFile | undefined, wallOffset: number, writerProceededAt: number, fsFreeze: Run, fsThaw: Run): FilesystemStallParts {
   const probe = last?.releaseReason === 'filesystem_thaw' ? last.filesystemFreeze : undefined;
   return {
     frozenMs: fsThaw.startedAt - fsFreeze.startedAt,
     fsThawToWriterMs: writerProceededAt - fsThaw.startedAt,
-    fsThawToProbeMs: probe === undefined ? NaN : probe.thawedAt - fsThaw.startedAt,
+    fsThawToProbeMs: probe === undefined ? NaN : probe.thawedAt - wallOffset - fsThaw.startedAt,
     probeToReleasedMs: probe === undefined || last?.releasedAt === undefined ? NaN : last.releasedAt - probe.thawedAt,
   };
 }
