@@ -24,7 +24,8 @@ import { openSession, type Session } from '../server/session';
 import { readProcesslist } from '../server/processlist';
 import { heldMs, isLastRun, isOurHolderState, type HolderState, type LastRun } from '../snapshot/holderstate';
 import { LAST_FILE, readJson, STATE_FILE } from '../state/statedir';
-import { lastRun, readHistory, type LockWaitSummary } from '../state/history';
+import { lastRun, type LockWaitSummary } from '../state/history';
+import { historyAsItStands } from '../snapshot/outcome';
 import { statementPreview } from '../snapshot/window';
 import { serverText } from '../server/blockers';
 import { type ProcessRow } from '../server/processlist';
@@ -212,7 +213,7 @@ class LockTest {
 
   /** What the freeze that started at `since` recorded about who held up its lock. */
   private freezeLockWait(since: number): LockWaitSummary | undefined {
-    const history = readHistory(this.settings.historyFile);
+    const history = historyAsItStands(this.settings);
     if (history.kind !== 'ok') return undefined;
     const run = lastRun(history.value, (one) => one.operation === 'freeze');
     return run !== undefined && run.at >= since ? run.lockWait : undefined;
