@@ -139,8 +139,8 @@ async function check(configPath: string | undefined, maxAge: string): Promise<nu
   try {
     const settings = loadSettings(configFilePath(configPath, process.env), { needCredentials: false });
     const { readStatus } = await import('./status');
-    const { historyAsItStands } = await import('../snapshot/outcome');
-    const history = historyAsItStands(settings);
+    const { readHistory } = await import('../state/history');
+    const history = readHistory(settings.historyFile);
     const result = evaluate(readStatus(settings), history.kind === 'ok' ? history.value : null, { maxAgeSeconds, maxLockTime: settings.maxLockTime, now: Date.now() });
     process.stdout.write(formatCheck(result));
     return CHECK_EXIT[result.state];

@@ -24,8 +24,7 @@ import { openSession, type Session } from '../server/session';
 import { readProcesslist } from '../server/processlist';
 import { heldMs, isLastRun, isOurHolderState, type HolderState, type LastRun } from '../snapshot/holderstate';
 import { LAST_FILE, readJson, STATE_FILE } from '../state/statedir';
-import { lastRun, type LockWaitSummary } from '../state/history';
-import { historyAsItStands } from '../snapshot/outcome';
+import { lastRun, readHistory, type LockWaitSummary } from '../state/history';
 import { statementPreview } from '../snapshot/window';
 import { serverText } from '../server/blockers';
 import { type ProcessRow } from '../server/processlist';
@@ -213,7 +212,7 @@ class LockTest {
 
   /** What the freeze that started at `since` recorded about who held up its lock. */
   private freezeLockWait(since: number): LockWaitSummary | undefined {
-    const history = historyAsItStands(this.settings);
+    const history = readHistory(this.settings.historyFile);
     if (history.kind !== 'ok') return undefined;
     const run = lastRun(history.value, (one) => one.operation === 'freeze');
     return run !== undefined && run.at >= since ? run.lockWait : undefined;

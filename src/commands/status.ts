@@ -6,8 +6,7 @@
 import type { Settings } from '../config/settings';
 import { describeCoordinates } from '../server/coordinates';
 import { formatPosition } from '../server/galera';
-import { unreadableHistoryAdvice, type History, type LockWaitSummary, type RunRecord } from '../state/history';
-import { historyAsItStands } from '../snapshot/outcome';
+import { readHistory, unreadableHistoryAdvice, type History, type LockWaitSummary, type RunRecord } from '../state/history';
 import { findClaimants } from '../state/holderclaim';
 import { isSameProcess, type ProcessIdentity } from '../state/processes';
 import { heldMs, isOurHolderState, type HolderState } from '../snapshot/holderstate';
@@ -44,7 +43,7 @@ function isProgress(value: unknown): value is FreezeInProgress {
 
 export function readStatus(settings: Settings, now = Date.now(), lastCount = 5): StatusReport {
   const report: StatusReport = { phase: 'idle', runDir: settings.runDir, freeze: null, current: null, unrecorded: [], last: [], totals: null, problems: [] };
-  const historyRead = historyAsItStands(settings);
+  const historyRead = readHistory(settings.historyFile);
   const history = historyRead.kind === 'ok' ? historyRead.value : null;
   if (historyRead.kind === 'untrusted') report.problems.push(unreadableHistoryAdvice(settings.historyFile, historyRead.reason));
   if (history !== null) {

@@ -10,7 +10,7 @@ import { CONFIG_ENV, configFilePath, loadSettings } from '../config/settings';
 import { describeCoordinates, type Coordinates } from '../server/coordinates';
 import { HOLDER_NAME } from '../agents/dispatch';
 import { probeWaitsForFreeze, ThawWatch } from '../snapshot/fsthaw';
-import { recordRun } from '../state/history';
+import { readAhead, recordRun } from '../state/history';
 import { identify } from '../state/processes';
 import type { HolderState } from '../snapshot/holderstate';
 import { ensureRunDir, PROGRESS_FILE, removeFile, STATE_FILE, writeJson } from '../state/statedir';
@@ -38,13 +38,13 @@ export async function warmUp(scratch: string): Promise<void> {
   );
   const settings = loadSettings(configFilePath(undefined, { [CONFIG_ENV]: config }), { needCredentials: false });
 
-  // Freeze, once locked: the progress file goes (its run goes to the holder, and thaw writes it to the
-  // history: written here too, for thaw).
+  // Freeze, once locked: the progress file goes, the history gets its run.
   ensureRunDir(runDir);
   const coordinates: Coordinates = { binlog: { file: 'binlog.000001', position: 4 }, gtid: '0-1-1', gtidSlavePos: null };
+  const ahead = readAhead(settings.historyFile);
   writeJson(runDir, PROGRESS_FILE, { phase: 'locking', attempts: 1, blockers: [] });
   removeFile(runDir, PROGRESS_FILE);
-  recordRun(settings.historyFile, { operation: 'freeze', at: Date.now(), result: 'locked', timeToLockMs: 1, attempts: 1, lockMode: 'ftwrl', coordinates, blockers: [] });
+  recordRun(settings.historyFile, { operation: 'freeze', at: Date.now(), result: 'locked', timeToLockMs: 1, attempts: 1, lockMode: 'ftwrl', coordinates, blockers: [] }, ahead);
   describeCoordinates(coordinates);
 
   // Thaw, up to its signal: a state naming a holder of ours that is not running (this process is no

@@ -22,8 +22,7 @@ import { stopAppliers } from '../server/replica';
 import { identify, isSameProcess } from '../state/processes';
 import { findClaimants } from '../state/holderclaim';
 import { isOurHolderState, type LastRun } from './holderstate';
-import { recordFreezeRun } from './outcome';
-import type { BlockerSummary, LockWaitSummary, RunRecord } from '../state/history';
+import type { BlockerSummary, LockWaitSummary } from '../state/history';
 import { ensureRunDir, LAST_FILE, PROGRESS_FILE, readJson, removeFile, STATE_FILE, writeJson } from '../state/statedir';
 import { blockerKey, findBlockers, isKillable, statementPreview, windowRules, type WindowRules } from './window';
 import { type ProcessRow } from '../server/processlist';
@@ -56,10 +55,10 @@ export interface FreezeResult {
   /** release_at = filesystem_thaw: the data directory whose filesystem's thaw ends the hold */
   thawProbe?: string;
   /**
-   * Tells the holder that freeze has logged the lock and is about to exit 0 (until then a holder whose
-   * freeze disappears releases at once), and hands it freeze's run for the history (holderstate.ts).
+   * Tells the holder that freeze has logged the lock and is about to exit 0; until then a holder whose
+   * freeze disappears releases at once.
    */
-  acknowledge: (run: RunRecord) => Promise<void>;
+  acknowledge: () => Promise<void>;
 }
 
 /** What a running freeze is doing, kept in run_dir/freeze.json for `status`, and for the history. */
@@ -93,7 +92,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
     opening = openSession(settings.client);
     opening.catch(() => undefined); // awaited below, or closed in the finally
     releaseFreezeLock = await acquireFreezeLock(settings.runDir);
-    await refuseIfHeld(settings, logger);
+    refuseIfHeld(settings, logger);
     holder ??= startHolder(settings, 1);
     let session: Session;
     try {
@@ -158,15 +157,15 @@ function chooseThawProbe(settings: Settings, session: Session, logger: Logger): 
  * A second freeze while a holder holds (or takes) the lock fails, whether its state names it or only its
  * claim on run_dir proves it (src/state/holderclaim.ts); state left by a dead holder is cleared.
  */
-async function refuseIfHeld(settings: Settings, logger: Logger): Promise<void> {
-  await clearStateUnlessHeld(settings, logger);
+function refuseIfHeld(settings: Settings, logger: Logger): void {
+  clearStateUnlessHeld(settings, logger);
   const claimant = findClaimants(settings.runDir)[0];
   if (claimant !== undefined) {
     throw new HookError('BUSY', `a lock is already held or being taken by holder pid ${claimant.pid} (it claims run_dir ${settings.runDir}): run "post-thaw-script thaw" to release it first`);
   }
 }
 
-async function clearStateUnlessHeld(settings: Settings, logger: Logger): Promise<void> {
+function clearStateUnlessHeld(settings: Settings, logger: Logger): void {
   const read = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   if (read.kind === 'missing') return;
   if (read.kind === 'untrusted') {
@@ -185,8 +184,6 @@ async function clearStateUnlessHeld(settings: Settings, logger: Logger): Promise
   }
   logger.warn({ event: 'freeze.stale_state', phase: state.phase, holderPid: state.holder.pid }, `clearing state of an earlier run (phase ${state.phase}, holder ${state.holder.pid} is gone)`);
   const last: LastRun = { ...state, thaw: { operation: 'freeze', at: Date.now(), outcome: state.phase === 'held' ? 'inconsistent' : 'nothing_held' } };
-  // The freeze of that holder handed its run to it, and no thaw took it to the history (holderstate.ts).
-  await recordFreezeRun(settings, logger, state);
   writeJson(settings.runDir, LAST_FILE, last);
   removeFile(settings.runDir, STATE_FILE);
 }
@@ -352,7 +349,7 @@ class Freezer {
           lockMs: attempt.waitedMs,
           holderPid: holder.pid,
           ...(this.lock.thawProbe === null ? {} : { thawProbe: this.lock.thawProbe }),
-          acknowledge: (run) => holder.acknowledge(run),
+          acknowledge: () => holder.acknowledge(),
         };
       }
       // The next holder starts now, so that it is ready when the next quiet moment comes.

@@ -117,7 +117,6 @@ class Holder {
           this.acknowledged = true;
           this.watchForThaw();
           this.watchForThawStart();
-          this.keepFreezeRun(message.run);
         } else if (message.type === 'abort') {
           void this.stop('aborted', 'freeze aborted');
         }
@@ -384,20 +383,6 @@ class Holder {
     else if (phase === 'lost') logger.error({ event: 'lock.lost', ...fields }, `lock lost: ${why}`);
     else logger.warn({ event: 'lock.aborted', ...fields }, `lock attempt stopped: ${why}`);
     this.resolveDone(phase === 'released' ? 0 : 1);
-  }
-
-  /**
-   * Freeze's run for the history, kept in our state until thaw records it (holderstate.ts, freezeRun).
-   * Best effort now: if run_dir refuses it, our final state carries it after the release.
-   */
-  private keepFreezeRun(run: HolderState['freezeRun']): void {
-    if (run === undefined || this.releasing !== undefined) return;
-    this.state = { ...this.state, freezeRun: run };
-    try {
-      this.saveState();
-    } catch {
-      // kept in memory; written with the final state
-    }
   }
 
   /** Whether the state file in run_dir is still the one we wrote last (one stat: this runs as writers wait). */

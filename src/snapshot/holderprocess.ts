@@ -16,7 +16,6 @@ import { identify, stopProcess } from '../state/processes';
 import { SpawnedHolder } from './spawnholder';
 import type { FromHolder, HolderStart, LockRequest, ToHolder } from './holderstate';
 import { VERSION } from '../version';
-import type { RunRecord } from '../state/history';
 
 export type HolderEvent =
   | FromHolder
@@ -122,8 +121,8 @@ export class HolderProcess {
    * closing a socket here makes Node build process.stderr (~0.5 ms, while writers wait on the lock).
    * The ack is with the kernel by then, so the holder reads it before the end of the channel.
    */
-  async acknowledge(run: RunRecord): Promise<void> {
-    await this.channel?.send({ type: 'ack', run });
+  async acknowledge(): Promise<void> {
+    await this.channel?.send({ type: 'ack' });
     this.child.unref();
   }
 

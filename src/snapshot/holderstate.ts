@@ -16,7 +16,6 @@ import type { FilesystemFreeze } from './fsthaw';
 import type { ThawStart } from './thawstart';
 import type { ConnectionProof, ServerInfo } from '../server/session';
 import type { ProcessIdentity } from '../state/processes';
-import type { RunRecord } from '../state/history';
 
 export type HolderPhase = 'locking' | 'held' | 'released' | 'expired' | 'lost' | 'aborted';
 
@@ -52,12 +51,6 @@ export interface HolderState {
   filesystemFreeze?: FilesystemFreeze;
   /** the thaw whose start ended the hold (releaseReason thaw_started) */
   thawStart?: ThawStart;
-  /**
-   * Freeze's run for the history, handed over with its acknowledgement: freeze exits without writing
-   * the history (writers wait on the lock until its process has ended), and whoever takes this state
-   * out of run_dir records it (thaw, or the next freeze for a holder that ended unthawed).
-   */
-  freezeRun?: RunRecord;
 }
 
 /** What thaw made of a holder's state, kept as last.json for `status`. */
@@ -141,13 +134,7 @@ export interface LockRequest {
   thawProbe: string | null;
 }
 
-/** freeze -> holder: it has logged the lock and exits 0 now; `run` is its run for the history */
-export interface Acknowledgement {
-  type: 'ack';
-  run: RunRecord;
-}
-
-export type ToHolder = HolderStart | LockRequest | Acknowledgement | { type: 'abort' };
+export type ToHolder = HolderStart | LockRequest | { type: 'ack' } | { type: 'abort' };
 
 export type FromHolder =
   /** the id the server gave the holder's connection (in its handshake) */

@@ -10,7 +10,7 @@ import type { AgentId } from '../agents/profiles';
 import { EXIT, HookError } from '../errors';
 import { describeCoordinates } from '../server/coordinates';
 import type { FreezeProgress } from './freeze';
-import type { RunRecord } from '../state/history';
+import { readAhead, type RunRecord } from '../state/history';
 import type { EarlyRelease } from './thaw';
 import type { HolderProcess } from './holderprocess';
 import type { Logger } from '../log';
@@ -79,6 +79,8 @@ async function runFreeze(settings: Settings, logger: Logger, { scriptArg, agent,
   const { startHolder } = await import('./holderprocess');
   const holder = startHolder(settings, 1, spawned);
   const { freeze } = await import('./freeze');
+  // Read now, while the holder starts: once it holds, only the write is left for the writers to wait on.
+  const history = readAhead(settings.historyFile);
   const abort = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     logger.warn({ event: 'freeze.aborted', signal }, `received ${signal}: releasing everything`);
@@ -111,9 +113,10 @@ async function runFreeze(settings: Settings, logger: Logger, { scriptArg, agent,
       throw new HookError('CONFIG', `cannot write coordinates_file ${settings.coordinatesFile}: ${(error as Error).message}`, { exitCode: EXIT.failure, cause: error });
     }
   }
-  // Our run goes to the holder, whose state in run_dir keeps it until thaw writes it to the history: the
-  // writers wait on the lock until our process has ended, and the history is a file on disk.
-  await result.acknowledge({
+  await result.acknowledge();
+  say(1, `locked: ${where} after ${result.totalMs} ms\n`);
+  // The filesystems freeze only after we exit: the last moment to write outside run_dir.
+  await recordOutcome(settings, logger, {
     operation: 'freeze',
     at: Date.now(),
     result: 'locked',
@@ -123,8 +126,7 @@ async function runFreeze(settings: Settings, logger: Logger, { scriptArg, agent,
     ...(result.coordinates ? { coordinates: result.coordinates } : {}),
     blockers: progress.blockers,
     ...(progress.lockWait === undefined ? {} : { lockWait: progress.lockWait }),
-  });
-  say(1, `locked: ${where} after ${result.totalMs} ms\n`);
+  }, history);
   return EXIT.ok;
 }
 

@@ -1,16 +1,16 @@
 /**
  * After each operation: record it in the history, refresh the Prometheus textfile, and on a failure run
- * the admin's notify_command. Called by freeze when it fails (a locked freeze hands its run to the
- * holder instead: recordFreezeRun) and by thaw after the release; never by the holder.
+ * the admin's notify_command. Called by freeze before it returns (the filesystems are not frozen yet)
+ * and by thaw after they thawed; never by the holder.
  */
 import type { Settings } from '../config/settings';
-import { addRun, emptyHistory, lastRun, readHistory, recordRun, type History, type RunRecord } from '../state/history';
+import { lastRun, recordRun, type History, type ReadAhead, type RunRecord } from '../state/history';
 import type { Logger } from '../log';
-import { readJson, STATE_FILE, writeFileAtomic, type ReadResult } from '../state/statedir';
-import { isOurHolderState, type HolderState } from './holderstate';
+import { writeFileAtomic } from '../state/statedir';
 
-export async function recordOutcome(settings: Settings, logger: Logger, run: RunRecord): Promise<void> {
-  const recorded = recordRun(settings.historyFile, run);
+/** `ahead`: the history as read earlier (see readAhead). */
+export async function recordOutcome(settings: Settings, logger: Logger, run: RunRecord, ahead?: ReadAhead): Promise<void> {
+  const recorded = recordRun(settings.historyFile, run, ahead);
   if ('movedAside' in recorded && recorded.movedAside !== undefined) {
     const { file, reason } = recorded.movedAside;
     logger.warn({ event: 'history.moved_aside', file: settings.historyFile, movedTo: file, reason }, `the history ${settings.historyFile} could not be read (${reason}): moved it to ${file} and started a new one`);
@@ -27,32 +27,6 @@ export async function recordOutcome(settings: Settings, logger: Logger, run: Run
   if (settings.notifyCommand !== null && (run.result === 'failed' || run.result === 'inconsistent')) {
     await notify(settings, logger, run);
   }
-}
-
-/**
- * A locked freeze's run, kept in its holder's state until that state leaves run_dir (holderstate.ts,
- * freezeRun): written to the history by thaw, or by the next freeze for a holder that ended unthawed.
- */
-export async function recordFreezeRun(settings: Settings, logger: Logger, state: Pick<HolderState, 'freezeRun'>): Promise<void> {
-  if (state.freezeRun !== undefined) await recordOutcome(settings, logger, state.freezeRun);
-}
-
-/**
- * The history as it stands, for status, check and lock-test: the file, and the run of a locked freeze
- * that its holder still keeps in run_dir (recordFreezeRun writes it once that state leaves run_dir).
- */
-export function historyAsItStands(settings: Settings): ReadResult<History> {
-  const read = readHistory(settings.historyFile);
-  if (read.kind === 'untrusted') return read;
-  let pending: RunRecord | undefined;
-  try {
-    const state = readJson(settings.runDir, STATE_FILE, isOurHolderState);
-    if (state.kind === 'ok') pending = state.value.freezeRun;
-  } catch {
-    // run_dir unreadable: status and check say so from their own reading of it
-  }
-  if (pending === undefined) return read;
-  return { kind: 'ok', value: addRun(read.kind === 'ok' ? read.value : emptyHistory(), pending) };
 }
 
 /** The node_exporter textfile format; written to a temporary file and renamed, as node_exporter asks. */

@@ -14,7 +14,6 @@ import type { Logger } from '../log';
 import { identify, isSameProcess, signalIfSame, stopProcess, waitForExit, type ProcessIdentity } from '../state/processes';
 import { findClaimants } from '../state/holderclaim';
 import { heldMs, isOurHolderState, RELEASE_SIGNAL, type HolderState, type LastRun } from './holderstate';
-import { recordFreezeRun } from './outcome';
 import { readHistory, unansweredFailedFreeze } from '../state/history';
 import { checkRunDir, LAST_FILE, readJson, removeFile, runDirExists, STATE_FILE, writeJson } from '../state/statedir';
 
@@ -76,7 +75,7 @@ async function releaseAndJudge(settings: Settings, logger: Logger, operation: Ex
   }
   const result = await releaseHolder(settings, logger, operation, read.value, early);
   await runLeftovers(settings, logger, result.state ?? read.value);
-  await record(settings, logger, operation, result.state ?? read.value, result);
+  record(settings, logger, operation, result.state ?? read.value, result);
   // Any other holder of ours still claiming run_dir holds a lock nobody recorded: released too.
   const why = result.outcome === 'nothing_held' ? 'the state in run_dir names a holder that holds nothing' : `the state in run_dir names holder ${read.value.holder.pid}`;
   return worse(result, await releaseClaimants(settings, logger, operation, why));
@@ -88,12 +87,8 @@ function worse(a: ThawResult, b: ThawResult | undefined): ThawResult {
   return b !== undefined && SEVERITY[b.outcome] > SEVERITY[a.outcome] ? b : a;
 }
 
-/**
- * The freeze's run into the history (before ours: the caller records ours), last.json for status, and the
- * state removed: only if it is still the state of the holder we acted on.
- */
-async function record(settings: Settings, logger: Logger, operation: string, state: HolderState, result: ThawResult): Promise<void> {
-  await recordFreezeRun(settings, logger, state);
+/** last.json for status, and the state removed: only if it is still the state of the holder we acted on. */
+function record(settings: Settings, logger: Logger, operation: string, state: HolderState, result: ThawResult): void {
   writeLast(settings, logger, { ...state, thaw: { operation, at: Date.now(), outcome: result.outcome } });
   const now = readJson(settings.runDir, STATE_FILE, isOurHolderState);
   // A freeze that started meanwhile has its own holder and state: never ours to remove.
@@ -136,7 +131,7 @@ async function releaseClaimants(settings: Settings, logger: Logger, operation: '
     if (final !== undefined) {
       const judged = judge(logger, operation, final, true);
       await runLeftovers(settings, logger, final);
-      await record(settings, logger, operation, final, judged);
+      record(settings, logger, operation, final, judged);
       result = result === undefined ? judged : worse(result, judged);
     } else {
       const problem = `lock holder ${holder.pid} held run_dir's lock although ${why}; it is released, but whether the lock covered the snapshot cannot be told`;

@@ -23,11 +23,8 @@ import path = require('node:path');
 import { dispatch } from '../agents/dispatch';
 import { configFilePath } from '../config/settings';
 
-/**
- * How often /proc/loadavg is read: ~20 us each, about 2% of a core while the lock is held. Half of it is
- * thaw's wait, on average, before the watch sees its exec (2 ms gave 3.1 ms from exec to seen, BENCHMARKS.md).
- */
-const POLL_MS = 1;
+/** How often /proc/loadavg is read: ~20 us each, about 1% of a core while the lock is held. */
+const POLL_MS = 2;
 /** How long a new process may take to exec the hook before it stops being looked at. */
 const CANDIDATE_MS = 2000;
 

@@ -82,18 +82,42 @@ export function addRun(history: History, run: RunRecord): History {
   return { version: 1, totals, runs: [...history.runs, run].slice(-HISTORY_LIMIT) };
 }
 
+/**
+ * The history read before it is needed (freeze reads it while the holder starts, so that only the write
+ * remains once writers wait on the lock), with what identifies that version of the file: inode, change
+ * time and size. Every write of ours is a new file renamed into place, so a history written since differs.
+ */
+export interface ReadAhead {
+  read: ReadResult<History>;
+  version: string | undefined;
+}
+
+export function readAhead(file: string): ReadAhead {
+  const version = versionOf(file);
+  return { read: readHistory(file), version };
+}
+
+function versionOf(file: string): string | undefined {
+  try {
+    const stat = fs.lstatSync(file, { bigint: true });
+    return `${stat.ino}:${stat.ctimeNs}:${stat.size}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What recordRun did: the new history (and where an unreadable one was moved), or why it could not. */
 export type Recorded = { history: History; movedAside?: { file: string; reason: string } } | { error: string };
 
 /**
- * Reads, adds, writes atomically. A history that cannot be read is never silently replaced: it is moved
- * aside (file.unreadable-TIME) first, and the caller logs where.
+ * Reads (or takes `ahead`, if the file is unchanged), adds, writes atomically. A history that cannot be
+ * read is never silently replaced: it is moved aside (file.unreadable-TIME) first, and the caller logs where.
  */
-export function recordRun(file: string, run: RunRecord): Recorded {
+export function recordRun(file: string, run: RunRecord, ahead?: ReadAhead): Recorded {
   try {
     const directory = path.dirname(file);
     ensureRunDir(directory);
-    const read = readHistory(file);
+    const read = ahead !== undefined && ahead.version !== undefined && ahead.version === versionOf(file) ? ahead.read : readHistory(file);
     const movedAside = read.kind === 'untrusted' ? { file: moveAside(file), reason: read.reason } : undefined;
     const history = addRun(read.kind === 'ok' ? read.value : emptyHistory(), run);
     writeJson(directory, path.basename(file), history);

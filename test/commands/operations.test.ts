@@ -5,7 +5,7 @@ import fs = require('node:fs');
 import os = require('node:os');
 import path = require('node:path');
 import { evaluate, formatCheck, parseAge } from '../../src/commands/check';
-import { addRun, emptyHistory, HISTORY_LIMIT, readHistory, recordRun, unansweredFailedFreeze, type History, type RunRecord } from '../../src/state/history';
+import { addRun, emptyHistory, HISTORY_LIMIT, readAhead, readHistory, recordRun, unansweredFailedFreeze, type History, type RunRecord } from '../../src/state/history';
 import { formatMetrics } from '../../src/snapshot/outcome';
 import type { StatusReport } from '../../src/commands/status';
 
@@ -35,7 +35,7 @@ test('history keeps totals and the last runs only', () => {
   assert.equal(long.totals.freezes, HISTORY_LIMIT + 20, 'totals count every run, for counters');
 });
 
-test('each run is added to the history as it is on disk, a missing history started', (context) => {
+test('a history read ahead is used if the file is unchanged, and read again if another run was recorded since', (context) => {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-history-'));
   context.after(() => fs.rmSync(directory, { recursive: true, force: true }));
   const file = path.join(directory, 'history.json');
@@ -44,9 +44,23 @@ test('each run is added to the history as it is on disk, a missing history start
     return read.kind === 'ok' ? read.value.runs.map((run) => run.at) : [];
   };
   recordRun(file, locked(1));
-  recordRun(file, released(2));
-  recordRun(file, locked(3));
-  assert.deepEqual(runsIn(), [1, 2, 3]);
+  const ahead = readAhead(file);
+  assert.equal(ahead.read.kind, 'ok');
+  recordRun(file, locked(2), ahead);
+  assert.deepEqual(runsIn(), [1, 2]);
+  const unchanged = readAhead(file);
+  recordRun(file, locked(3), { ...unchanged, read: { kind: 'ok', value: history(locked(0)) } });
+  assert.deepEqual(runsIn(), [0, 3], 'an unchanged file is not read again');
+
+  const stale = readAhead(file);
+  recordRun(file, released(4)); // a thaw recorded meanwhile: a new file, renamed into place
+  recordRun(file, locked(5), stale);
+  assert.deepEqual(runsIn(), [0, 3, 4, 5], 'the run recorded after the read ahead is kept');
+
+  const missing = readAhead(path.join(directory, 'none.json'));
+  assert.equal(missing.read.kind, 'missing');
+  recordRun(path.join(directory, 'none.json'), locked(6), missing);
+  assert.equal(readHistory(path.join(directory, 'none.json')).kind, 'ok');
 });
 
 test('metrics in the textfile format, counters from the totals', () => {

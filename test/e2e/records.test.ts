@@ -387,7 +387,7 @@ test('7. an account with MAX_USER_CONNECTIONS 1: doctor fails the connections ch
 // ===================================================================================================
 // 8. an unreadable history
 
-test('8. history_file holding garbage: status and check say what to do; the thaw that records the cycle moves it aside (logged), never replaces it silently', { timeout: TEST_TIMEOUT_MS }, async (context) => {
+test('8. history_file holding garbage: status and check say what to do; the next freeze moves it aside (logged), never replaces it silently', { timeout: TEST_TIMEOUT_MS }, async (context) => {
   const setup = newSetup(context);
   const historyFile = path.join(setup.dir, 'history.json');
   fs.writeFileSync(historyFile, 'not json at all', { mode: 0o600 });
@@ -400,12 +400,10 @@ test('8. history_file holding garbage: status and check say what to do; the thaw
 
   const frozen = await runHook(setup, 'pre-freeze-script', ['freeze']);
   assert.equal(frozen.code, 0, frozen.stderr);
-  // A locked freeze writes no history (its run waits in the holder's state for thaw): nothing touched yet.
-  assert.equal(fs.readFileSync(historyFile, 'utf8'), 'not json at all');
-  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
-  assert.equal(thawed.code, 0, thawed.stderr);
   const moved = lineOf(readLog(setup), 'history.moved_aside');
   assert.equal(fs.readFileSync(String(moved['movedTo']), 'utf8'), 'not json at all', 'the old history is kept, aside');
+  const thawed = await runHook(setup, 'post-thaw-script', ['thaw']);
+  assert.equal(thawed.code, 0, thawed.stderr);
   const history = JSON.parse(fs.readFileSync(historyFile, 'utf8')) as { runs: unknown[] };
   assert.equal(history.runs.length, 2, 'a new history with this freeze and thaw');
   await assertNothingHeld('after thaw');
