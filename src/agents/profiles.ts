@@ -75,6 +75,18 @@ const ALL_OPERATIONS: readonly Operation[] = ['freeze', 'thaw', 'freezeFail'];
 /** The agents with a pre and a post script only: a post after a failed pre is a thaw that finds nothing held. */
 const PRE_POST: readonly Operation[] = ['freeze', 'thaw'];
 
+/**
+ * vmtoolsd's terms, whichever of its names it calls us under: its limit and where it is set, how it ends
+ * a script past it, and that it freezes the filesystems between freeze and thaw.
+ */
+const VMWARE_TOOLS = {
+  limitSeconds: 900,
+  limitSource: { kind: 'ini', file: '/etc/vmware-tools/tools.conf', section: 'vmbackup', key: 'timeout' },
+  onTimeout: 'SIGTERM-then-SIGKILL',
+  defaultFreezeTimeout: 300,
+  freezesFilesystems: true,
+} as const satisfies Partial<AgentProfile>;
+
 export const PROFILES: readonly AgentProfile[] = [
   {
     id: 'vmware',
@@ -84,11 +96,7 @@ export const PROFILES: readonly AgentProfile[] = [
       { name: 'pre-freeze-script', operations: ['freeze'], implicit: 'freeze', args: SCRIPT_ARG, strict: true },
       { name: 'post-thaw-script', operations: ['thaw', 'freezeFail'], args: SCRIPT_ARG, strict: true },
     ],
-    limitSeconds: 900,
-    limitSource: { kind: 'ini', file: '/etc/vmware-tools/tools.conf', section: 'vmbackup', key: 'timeout' },
-    onTimeout: 'SIGTERM-then-SIGKILL',
-    defaultFreezeTimeout: 300,
-    freezesFilesystems: true,
+    ...VMWARE_TOOLS,
     postAfterFailedPre: false,
     installedMarkers: ['/usr/sbin/pre-freeze-script'],
   },
@@ -97,11 +105,7 @@ export const PROFILES: readonly AgentProfile[] = [
     title: 'VMware Tools (backupScripts.d)',
     installOption: '--backup-scripts-d',
     names: [{ name: '50-mysql', operations: ALL_OPERATIONS, args: SCRIPT_ARG, strict: false }],
-    limitSeconds: 900,
-    limitSource: { kind: 'ini', file: '/etc/vmware-tools/tools.conf', section: 'vmbackup', key: 'timeout' },
-    onTimeout: 'SIGTERM-then-SIGKILL',
-    defaultFreezeTimeout: 300,
-    freezesFilesystems: true,
+    ...VMWARE_TOOLS,
     // freezeFail goes to the scripts before the one that failed, never to the failed one itself.
     postAfterFailedPre: false,
     installedMarkers: ['/etc/vmware-tools/backupScripts.d/50-mysql'],
