@@ -322,8 +322,18 @@ class LogTail {
   }
 }
 
+/**
+ * The pid on a run's log lines: a freeze's are its worker's, whose freeze.start names the agent's process
+ * we started (src/snapshot/waiter.ts); a thaw's are its own.
+ */
+function logPid(entries: ReadonlyArray<Record<string, any>>, pid: number): number {
+  const start = entries.find((entry) => entry['event'] === 'freeze.start' && entry['agentPid'] === pid);
+  return start === undefined ? pid : Number(start['pid']);
+}
+
 function logEvent(entries: ReadonlyArray<Record<string, any>>, pid: number, event: string): Record<string, any> | undefined {
-  return entries.find((entry) => entry['pid'] === pid && entry['event'] === event);
+  const own = logPid(entries, pid);
+  return entries.find((entry) => entry['pid'] === own && entry['event'] === event);
 }
 
 function logTime(entry: Record<string, any> | undefined): number {
@@ -361,6 +371,20 @@ function statFields(pid: number | 'self'): string[] {
 function reapedChildrenCpuMs(): number {
   const fields = statFields('self');
   return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
+}
+
+/**
+ * CPU time (user + system, ms) of a process that is not our child: freeze's worker, which the agent's
+ * process (our child) started and did not wait for (src/snapshot/waiter.ts). Read when the agent's process
+ * has exited: the worker's own end, which nobody waits for, is not in it. 0 if it is gone already.
+ */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = statFields(pid);
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
 }
 
 /** CPU time and time spent runnable but waiting for a CPU (ms), from /proc/PID/schedstat (ns). */
@@ -496,7 +520,7 @@ interface FreezeSample {
    * its lock statements start; lockStatements: SET, FLUSH, FTWRL; afterLock: -> freeze has exited.
    */
   breakdown: { startup: number; toHolderSpawn: number; holderStartup: number; holderConnect: number; lockStatements: number; afterLock: number };
-  /** CPU time of the freeze process (not the holder) */
+  /** CPU time of freeze: the agent's process and its worker up to the exit code (not the holder) */
   freezeCpuMs: number;
   /** the holder's CPU time and run-queue wait from its start to "locked" */
   holderCpuMs: number;
@@ -520,6 +544,7 @@ async function measureFreeze(setup: HookSetup, tail: LogTail, options: Options):
     const memory = procStatus(state.holder.pid);
     const holderSched = schedstat(state.holder.pid);
     const entries = tail.read();
+    const workerCpu = processCpuMs(logPid(entries, run.pid));
     const thaw = await thawOnce(setup);
     const cpuThawed = reapedChildrenCpuMs();
     tail.read();
@@ -542,7 +567,7 @@ async function measureFreeze(setup: HookSetup, tail: LogTail, options: Options):
         afterLock: run.exitedAt - lockedAt,
       },
       totalMsLogged: Number(acquired?.['totalMs']),
-      freezeCpuMs: cpuFrozen - cpuBefore,
+      freezeCpuMs: cpuFrozen - cpuBefore + workerCpu,
       holderCpuMs: holderSched.cpuMs,
       holderRunQueueMs: holderSched.runQueueMs,
       thawCpuMs: cpuThawed - cpuFrozen,
@@ -820,7 +845,7 @@ async function measurePileup(server: TestServer, setup: HookSetup, tail: LogTail
           if (locked) frozen = setup;
           const entries = tail.read();
           attempts = Number(logEvent(entries, freeze.pid, 'lock.acquired')?.['attempts'] ?? NaN);
-          lockTimeouts = entries.filter((entry) => entry['pid'] === freeze.pid && (entry['event'] === 'lock.timeout' || entry['event'] === 'lock.abandoned')).length;
+          lockTimeouts = entries.filter((entry) => entry['pid'] === logPid(entries, freeze.pid) && (entry['event'] === 'lock.timeout' || entry['event'] === 'lock.abandoned')).length;
           const stallMs = writer.longestStallIn(from, to);
           if (locked) await thawOnce(setup);
           samples.push({ variant, stallMs, freezeMs: to - from, locked, attempts, lockTimeouts, longStatementMs: (await longDone) - longStarted, typicalInsertMs: typical });

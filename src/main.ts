@@ -6,6 +6,7 @@ import type { Invocation } from './agents/dispatch';
 import { EXIT } from './errors';
 import { recordProgramLoad, type AssetLoad } from './runtime/packages';
 import type { SpawnedHolder } from './snapshot/spawnholder';
+import type { Waiter } from './snapshot/waiter';
 
 /** What the executable's main script (src/runtime/seamain.ts) did before it loaded the program. */
 export interface Start {
@@ -17,13 +18,15 @@ export interface Start {
    * locks. Started first thing; it gets its configuration when freeze has read it.
    */
   holder: SpawnedHolder | undefined;
+  /** A freeze's waiter: the agent's process, which exits with our exit code (src/snapshot/waiter.ts). */
+  waiter: Waiter | undefined;
 }
 
-async function main({ invocation, holder }: Start): Promise<number> {
+async function main({ invocation, holder, waiter }: Start): Promise<number> {
   switch (invocation.kind) {
     case 'hook': {
       const early = holder === undefined ? undefined : new (await import('./snapshot/holderprocess')).HolderProcess(holder);
-      return (await import('./snapshot/hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(invocation.agent ? { agent: invocation.agent } : {}), ...(early ? { holder: early } : {}) });
+      return (await import('./snapshot/hook')).runOperation(invocation.operation, { scriptArg: invocation.scriptArg, ...(invocation.agent ? { agent: invocation.agent } : {}), ...(early ? { holder: early } : {}), ...(waiter ? { waiter } : {}) });
     }
     case 'holder':
       return (await import('./snapshot/holder')).runHolder();
@@ -38,13 +41,15 @@ async function main({ invocation, holder }: Start): Promise<number> {
 /** Started by the executable's main script (src/runtime/seamain.ts), which loads this bundle and says how. */
 export function run(start: Start): void {
   recordProgramLoad(start.load);
-  main(start).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`internal error: ${(error as Error)?.message ?? String(error)}\n`);
-      process.exit(EXIT.failure);
-    },
-  );
+  // The agent's process exits with our code at once; ours ends in its own time.
+  const exit = (code: number): never => {
+    start.waiter?.exit(code);
+    process.exit(code);
+  };
+  main(start).then(exit, (error: unknown) => {
+    process.stderr.write(`internal error: ${(error as Error)?.message ?? String(error)}\n`);
+    exit(EXIT.failure);
+  });
 }
 
 /** For the build only: see src/runtime/warmup.ts. Loaded on demand, so that no operation initializes its modules. */

@@ -5,16 +5,24 @@
  * function would be compiled at its first call, ~1.7 ms of thaw's way to its signal. Built apart from
  * the program, so that this script is all that Node compiles and caches itself.
  *
- * A freeze starts its lock holder first, before the program loads: the holder's start-up is the longer
- * path of every freeze (src/snapshot/spawnholder.ts).
+ * A freeze first turns the agent's process into a small waiter and goes on in a worker, a second process
+ * of this executable (src/snapshot/waiter.ts): the agent then waits for the end of a shell, not of a
+ * runtime, while writers wait on the lock. The worker starts its lock holder first, before the program
+ * loads: the holder's start-up is the longer path of every freeze (src/snapshot/spawnholder.ts).
  */
 import path = require('node:path');
 import { dispatch } from '../agents/dispatch';
 import type { Start } from '../main';
 import { APP_ASSETS, loadAsset } from './packages';
 import { SpawnedHolder } from '../snapshot/spawnholder';
+import { becomeWaiter, Waiter } from '../snapshot/waiter';
 
-const invocation = dispatch(path.basename(process.argv0), process.argv.slice(2));
-const holder = invocation.kind === 'hook' && invocation.operation === 'freeze' ? SpawnedHolder.spawn() : undefined;
+const waiter = Waiter.ofWorker();
+const name = waiter?.name ?? path.basename(process.argv0);
+const args = process.argv.slice(2);
+const invocation = dispatch(name, args);
+const freeze = invocation.kind === 'hook' && invocation.operation === 'freeze';
+if (freeze && waiter === undefined) becomeWaiter(name, args);
+const holder = freeze ? SpawnedHolder.spawn() : undefined;
 const { exports: program, cacheAccepted, ms } = loadAsset(APP_ASSETS);
-(program as { run: (start: Start) => void }).run({ load: { cacheAccepted, ms }, invocation, holder });
+(program as { run: (start: Start) => void }).run({ load: { cacheAccepted, ms }, invocation, holder, waiter: freeze ? waiter : undefined });

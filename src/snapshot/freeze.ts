@@ -59,6 +59,8 @@ export interface FreezeResult {
    * freeze disappears releases at once.
    */
   acknowledge: () => Promise<void>;
+  /** Instead of acknowledging: ends the holder, releasing the lock, before freeze reports its failure. */
+  abandon: () => Promise<void>;
 }
 
 /** What a running freeze is doing, kept in run_dir/freeze.json for `status`, and for the history. */
@@ -102,7 +104,7 @@ export async function freeze(settings: Settings, logger: Logger, abort: AbortSig
       opening = undefined;
       if (isServerDown(error) && settings.ifServerDown === 'skip') {
         logger.warn({ event: 'freeze.server_down', error: (error as Error).message }, 'the server is not running: nothing to quiesce, the snapshot goes ahead (if_server_down = skip)');
-        return { outcome: 'skipped', attempts: 0, totalMs: Math.round(monotonic.now() - begunAt), acknowledge: async () => undefined };
+        return { outcome: 'skipped', attempts: 0, totalMs: Math.round(monotonic.now() - begunAt), acknowledge: async () => undefined, abandon: async () => undefined };
       }
       throw error;
     }
@@ -350,6 +352,7 @@ class Freezer {
           holderPid: holder.pid,
           ...(this.lock.thawProbe === null ? {} : { thawProbe: this.lock.thawProbe }),
           acknowledge: () => holder.acknowledge(),
+          abandon: () => holder.stop(),
         };
       }
       // The next holder starts now, so that it is ready when the next quiet moment comes.
@@ -580,7 +583,7 @@ class Freezer {
     await this.stopHolder(holder);
     switch (event.type) {
       case 'aborted':
-        throw abortError();
+        throw abortError(this.abort);
       case 'failed':
         throw new HookError(event.code, event.message);
       case 'spawn-error':
@@ -649,7 +652,7 @@ class Freezer {
   }
 
   private throwIfAborted(): void {
-    if (this.abort.aborted) throw abortError();
+    if (this.abort.aborted) throw abortError(this.abort);
   }
 
   /**
@@ -679,7 +682,8 @@ function describeExit(event: { code: number | null; signal: NodeJS.Signals | nul
   return event.signal ?? `exit code ${event.code}`;
 }
 
-function abortError(): HookError {
-  return new HookError('ABORTED', 'freeze aborted by a signal; nothing is held');
+/** The abort's reason says why: "by SIGTERM", "because ..." (src/snapshot/hook.ts). */
+export function abortError(abort: AbortSignal): HookError {
+  return new HookError('ABORTED', `freeze aborted ${typeof abort.reason === 'string' ? abort.reason : 'by a signal'}; nothing is held`);
 }
 

@@ -15,6 +15,7 @@ import type { EarlyRelease } from './thaw';
 import type { HolderProcess } from './holderprocess';
 import type { Logger } from '../log';
 import { recordOutcome } from './outcome';
+import type { Waiter } from './waiter';
 
 export interface RunOptions {
   configPath?: string;
@@ -25,6 +26,8 @@ export interface RunOptions {
   agent?: AgentId;
   /** freeze: a lock holder spawned at start-up, still waiting for its configuration */
   holder?: HolderProcess;
+  /** freeze: the agent's process, waiting for our exit code (src/snapshot/waiter.ts) */
+  waiter?: Waiter;
 }
 
 export async function runOperation(operation: Operation, options: RunOptions = {}): Promise<number> {
@@ -72,26 +75,33 @@ export async function runOperation(operation: Operation, options: RunOptions = {
   }
 }
 
-async function runFreeze(settings: Settings, logger: Logger, { scriptArg, agent, holder: spawned }: RunOptions, progress: FreezeProgress): Promise<number> {
-  logger.info({ event: 'freeze.start', scriptArg, agent, freezeTimeout: settings.freezeTimeout, config: settings.file }, 'freeze requested');
+async function runFreeze(settings: Settings, logger: Logger, { scriptArg, agent, holder: spawned, waiter }: RunOptions, progress: FreezeProgress): Promise<number> {
+  logger.info({ event: 'freeze.start', scriptArg, agent, agentPid: waiter?.pid, freezeTimeout: settings.freezeTimeout, config: settings.file }, 'freeze requested');
   // The holder's start-up (a second process, which loads mysql2) overlaps our loading of freeze and
   // mysql2 and our checks: it only connects, and takes the lock when freeze says so.
   const { startHolder } = await import('./holderprocess');
   const holder = startHolder(settings, 1, spawned);
-  const { freeze } = await import('./freeze');
+  const { freeze, abortError } = await import('./freeze');
   // Read now, while the holder starts: once it holds, only the write is left for the writers to wait on.
   const history = readAhead(settings.historyFile);
   const abort = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     logger.warn({ event: 'freeze.aborted', signal }, `received ${signal}: releasing everything`);
-    abort.abort();
+    abort.abort(`by ${signal}`);
   };
   const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
   for (const signal of signals) process.on(signal, onSignal);
+  // The agent's process gone (it gave up: its timeout, a signal): it reports no lock, so none may stay.
+  const waiterGone = (): void => {
+    logger.warn({ event: 'freeze.aborted', agentPid: waiter?.pid }, `the agent's process ${waiter?.pid} ended (the agent gave up on the freeze): releasing everything`);
+    abort.abort(`because the agent's process ${waiter?.pid} ended`);
+  };
+  const unwatch = waiter?.watch(waiterGone);
   let result: Awaited<ReturnType<typeof freeze>>;
   try {
     result = await freeze(settings, logger, abort.signal, progress, holder);
   } finally {
+    unwatch?.();
     for (const signal of signals) process.off(signal, onSignal);
   }
   if (result.outcome === 'skipped') {
@@ -104,14 +114,24 @@ async function runFreeze(settings: Settings, logger: Logger, { scriptArg, agent,
     { event: 'lock.acquired', lockMode: result.lock?.mode, coordinates: result.coordinates, attempts: result.attempts, totalMs: result.totalMs, lockMs: result.lockMs, holderPid: result.holderPid, maxLockTime: settings.maxLockTime, thawProbe: result.thawProbe },
     `locked (${result.lock?.mode}): ${where} (${result.totalMs} ms, ${result.attempts} attempt(s)); held until ${result.thawProbe === undefined ? '' : `the filesystem of ${result.thawProbe} thaws, `}thaw or for at most ${settings.maxLockTime} s`,
   );
-  if (settings.coordinatesFile !== null && result.coordinates !== undefined && result.lock !== undefined) {
-    // Before the acknowledgement: if this fails, freeze fails and the unacknowledged holder releases.
-    const { coordinatesRecord, writeCoordinatesFile } = await import('../state/coordinatesfile');
-    try {
-      writeCoordinatesFile(settings.coordinatesFile, coordinatesRecord({ ...result.lock, lockMode: result.lock.mode, coordinates: result.coordinates }));
-    } catch (error) {
-      throw new HookError('CONFIG', `cannot write coordinates_file ${settings.coordinatesFile}: ${(error as Error).message}`, { exitCode: EXIT.failure, cause: error });
+  try {
+    if (settings.coordinatesFile !== null && result.coordinates !== undefined && result.lock !== undefined) {
+      const { coordinatesRecord, writeCoordinatesFile } = await import('../state/coordinatesfile');
+      try {
+        writeCoordinatesFile(settings.coordinatesFile, coordinatesRecord({ ...result.lock, lockMode: result.lock.mode, coordinates: result.coordinates }));
+      } catch (error) {
+        throw new HookError('CONFIG', `cannot write coordinates_file ${settings.coordinatesFile}: ${(error as Error).message}`, { exitCode: EXIT.failure, cause: error });
+      }
     }
+    // The last look before the lock is ours to keep: an agent that gave up would never thaw it.
+    if (waiter !== undefined && !waiter.isAlive) {
+      waiterGone();
+      throw abortError(abort.signal);
+    }
+  } catch (error) {
+    // Freeze fails: the holder, not yet acknowledged, releases before we say so.
+    await result.abandon();
+    throw error;
   }
   await result.acknowledge();
   say(1, `locked: ${where} after ${result.totalMs} ms\n`);

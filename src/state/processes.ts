@@ -17,14 +17,25 @@ export interface ProcessIdentity {
   exe: string;
 }
 
-export function identify(pid: number): ProcessIdentity | null {
+/**
+ * The start time of a live process (not a zombie: it holds nothing and waits only to be reaped), or null.
+ * The pair (pid, start time) names one process even across execve(2), which keeps both.
+ */
+export function startTimeOf(pid: number): string | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     // The command name (field 2) is in parentheses and may itself contain spaces or parentheses.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const startTime = fields[19];
-    if (startTime === undefined) return null;
-    if (fields[0] === 'Z') return null; // a zombie holds nothing
+    return fields[0] === 'Z' ? null : (fields[19] ?? null);
+  } catch {
+    return null;
+  }
+}
+
+export function identify(pid: number): ProcessIdentity | null {
+  try {
+    const startTime = startTimeOf(pid);
+    if (startTime === null) return null;
     const argv0 = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0] ?? '';
     return { pid, startTime, name: path.basename(argv0), exe: fs.readlinkSync(`/proc/${pid}/exe`) };
   } catch {

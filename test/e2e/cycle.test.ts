@@ -259,10 +259,15 @@ test('SIGTERM to a freeze whose holder waits for the lock releases everything', 
   // The holder's FLUSH now waits behind the UPDATE (not "long" for long_query_time = 10).
   for (let i = 0; i < 100 && holderProcesses().length === 0; i += 1) await sleep(20);
   await sleep(300);
+  // The agent's process exits 1 at once; its output ends when the worker has released (src/snapshot/waiter.ts).
+  const exited = new Promise<number | null>((resolve) => freeze.on('exit', (exitCode) => resolve(exitCode)));
+  const closed = new Promise((resolve) => freeze.on('close', resolve));
+  freeze.stdout?.resume();
+  freeze.stderr?.resume();
   const started = Date.now();
   freeze.kill('SIGTERM');
-  const code = await new Promise<number | null>((resolve) => freeze.on('exit', (exitCode) => resolve(exitCode)));
-  assert.equal(code, 1);
+  assert.equal(await exited, 1);
+  await closed;
   assert.ok(Date.now() - started < 3000, 'freeze stops promptly');
   assert.deepEqual(holderProcesses(), []);
   const waiting = await server.query<RowDataPacket[]>("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%vmware-mysql-snapshot holder%' AND ID <> CONNECTION_ID()");

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { DEFAULTS } from '../../src/config/settings';
-import { closedWithin, events, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, ourHolders, quoteOptionValue, readLog, runHook as runHookRaw, spawnCollected, type Spawned, writeConfig } from '../support/hook';
+import { closedWithin, events, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, ourHolders, quoteOptionValue, readLog, runHook as runHookRaw, spawnCollected, type Spawned, workerOf, writeConfig } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
 import { waitFor } from '../support/wait';
 
@@ -343,31 +343,70 @@ test('freeze_timeout: exit 1 after ~3 s naming the blocking thread, which is log
 // ---------------------------------------------------------------------------------------------------
 // 6. signals
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  test(`${signal} to a freeze waiting for a quiet moment: exits within 3 s, freeze.aborted, nothing held`, { timeout: TEST_TIMEOUT_MS }, async () => {
+/**
+ * A freeze kept waiting for a quiet moment (by a blocker the caller started): the agent's process, and
+ * freeze's worker (src/snapshot/waiter.ts), from its freeze.start line.
+ */
+async function freezeWaitingForQuietMoment(setup: HookSetup): Promise<{ hook: Spawned; worker: number }> {
+  const hook = spawnHook(setup, 'pre-freeze-script', ['freeze']);
+  await waitFor('window.blocked in the log', () => (readLog(setup).some((line) => line['event'] === 'window.blocked') ? true : undefined));
+  const worker = workerOf(readLog(setup), hook.child.pid);
+  assert.ok(worker !== undefined && worker !== hook.child.pid, 'the freeze runs in a worker of its own');
+  return { hook, worker };
+}
+
+// The agent signals the process it started: the waiter (src/snapshot/waiter.ts), which answers at once, and
+// its worker sees it gone and releases. An admin may signal the worker itself (the pid in the log).
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  test(`${signal} to a freeze waiting for a quiet moment: exit 1 at once, the worker releases everything, freeze.aborted`, { timeout: TEST_TIMEOUT_MS }, async () => {
     const setup = setupWith({ snapshot: { freeze_timeout: '30', long_query_time: '1' } });
     const blocker = await startBlocker(30);
     try {
-      const hook = spawnHook(setup, 'pre-freeze-script', ['freeze']);
-      await waitFor('window.blocked in the log', () => (readLog(setup).some((line) => line['event'] === 'window.blocked') ? true : undefined));
+      const { hook, worker } = await freezeWaitingForQuietMoment(setup);
       const signalledAt = Date.now();
       hook.child.kill(signal);
-      const { code } = await closedWithin(hook, 5000);
-      const ms = Date.now() - signalledAt;
-      assert.notEqual(code, 0, `exits non-zero after ${signal}`);
+      const { code } = await new Promise<{ code: number | null }>((resolve) => hook.child.once('exit', (exitCode) => resolve({ code: exitCode })));
+      const exitMs = Date.now() - signalledAt;
       assert.equal(code, 1, hook.stderr());
-      assert.ok(ms < 3000, `exited ${ms} ms after ${signal}`);
-      assert.match(hook.stderr(), /^freeze failed: freeze aborted by a signal; nothing is held/);
+      assert.ok(exitMs < 500, `the agent's process exited ${exitMs} ms after ${signal}`);
+      // The relay goes on until the worker has released: an agent reading to EOF sees the end of it.
+      await closedWithin(hook, 5000);
+      const closedMs = Date.now() - signalledAt;
+      assert.ok(closedMs < 3000, `output closed ${closedMs} ms after ${signal}`);
+      assert.equal(
+        hook.stderr(),
+        `freeze failed: freeze aborted by ${signal}; its worker releases everything it took\n` +
+          `freeze failed: freeze aborted because the agent's process ${hook.child.pid} ended; nothing is held\n`,
+      );
 
       const log = readLog(setup);
-      assert.equal(lineOf(log, 'freeze.aborted')['signal'], signal);
+      assert.equal(lineOf(log, 'freeze.aborted')['agentPid'], hook.child.pid);
       assert.equal(lineOf(log, 'freeze.failed')['code'], 'ABORTED');
+      assert.equal(lineOf(log, 'freeze.failed')['pid'], worker);
       await assertNothingLeft();
     } finally {
       await blocker.stop();
     }
   });
 }
+
+test('SIGTERM to a freeze\'s worker: the worker releases everything and the agent\'s process exits 1, naming the signal', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const setup = setupWith({ snapshot: { freeze_timeout: '30', long_query_time: '1' } });
+  const blocker = await startBlocker(30);
+  try {
+    const { hook, worker } = await freezeWaitingForQuietMoment(setup);
+    process.kill(worker, 'SIGTERM');
+    const { code } = await closedWithin(hook, 5000);
+    assert.equal(code, 1, hook.stderr());
+    assert.equal(hook.stderr(), 'freeze failed: freeze aborted by SIGTERM; nothing is held\n');
+    const log = readLog(setup);
+    assert.equal(lineOf(log, 'freeze.aborted')['signal'], 'SIGTERM');
+    assert.equal(lineOf(log, 'freeze.failed')['code'], 'ABORTED');
+    await assertNothingLeft();
+  } finally {
+    await blocker.stop();
+  }
+});
 
 // ---------------------------------------------------------------------------------------------------
 // 9. two freezes at once
@@ -376,21 +415,21 @@ test('a second freeze while one waits for a quiet moment: exit 1 at once, anothe
   const setup = setupWith({ snapshot: { freeze_timeout: '30', long_query_time: '1' } });
   const blocker = await startBlocker(30);
   try {
-    const first = spawnHook(setup, 'pre-freeze-script', ['freeze']);
-    await waitFor('window.blocked in the log', () => (readLog(setup).some((line) => line['event'] === 'window.blocked') ? true : undefined));
+    const { hook: first, worker: firstWorker } = await freezeWaitingForQuietMoment(setup);
 
     const second = await runHook(setup, 'pre-freeze-script', ['freeze'], { timeoutMs: 15_000 });
     assert.equal(second.code, 1, second.stderr);
     assert.ok(second.ms < 3000, `the second freeze took ${second.ms} ms`);
-    assert.match(second.stderr, new RegExp(`^freeze failed: another freeze is running \\(pid ${first.child.pid}\\)`));
-    const busy = readLog(setup).find((line) => line['event'] === 'freeze.failed' && line['pid'] !== first.child.pid);
+    // The pid named is the first freeze's worker, the process that holds the freeze lock.
+    assert.match(second.stderr, new RegExp(`^freeze failed: another freeze is running \\(pid ${firstWorker}\\)`));
+    const busy = readLog(setup).find((line) => line['event'] === 'freeze.failed' && line['pid'] !== firstWorker);
     assert.ok(busy, `the second freeze logged freeze.failed: ${events(readLog(setup)).join(', ')}`);
     assert.equal(busy['code'], 'BUSY');
 
     first.child.kill('SIGTERM');
     const { code } = await closedWithin(first, 5000);
     assert.equal(code, 1, first.stderr());
-    const firstFailed = readLog(setup).find((line) => line['event'] === 'freeze.failed' && line['pid'] === first.child.pid);
+    const firstFailed = readLog(setup).find((line) => line['event'] === 'freeze.failed' && line['pid'] === firstWorker);
     assert.equal(firstFailed?.['code'], 'ABORTED');
     await assertNothingLeft();
   } finally {

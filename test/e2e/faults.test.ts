@@ -25,7 +25,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { closedWithin, events, EXECUTABLE, HOLDER_MARKER, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, readLog, runHook as runHookRaw, spawnCollected, type Spawned } from '../support/hook';
+import { closedWithin, events, EXECUTABLE, HOLDER_MARKER, type HookResult, type HookSetup, type HookSetupOptions, lineOf, type LogLine, makeHookSetup, readLog, runHook as runHookRaw, spawnCollected, type Spawned, workerOf } from '../support/hook';
 import { startMariaDB, TEST_USER, type TestServer, tryInsert } from '../support/mariadb';
 import { sleep, waitFor } from '../support/wait';
 
@@ -538,16 +538,30 @@ test('1. SIGKILL of the holder while its FLUSH waits: freeze fails at once and e
   await assertNothingLeft({ bystanders });
 });
 
-test('2. SIGKILL of freeze while it waits for a quiet moment: no holder or connection is left, and the next freeze takes over its freeze lock at once', { timeout: TEST_TIMEOUT_MS }, async (context) => {
+/** A freeze kept waiting for a quiet moment by a 20 s statement, with bystanders. */
+async function freezeKeptWaiting(context: TestContext): Promise<{ setup: HookSetup; bystanders: Bystanders; blocker: { stop: () => Promise<void> }; freeze: Spawned }> {
   const setup = newSetup(context, { snapshot: { freeze_timeout: '30', long_query_time: '1' } });
   const bystanders = await startBystanders(context);
   const blocker = await startBlocker(context, 20);
   const freeze = spawnHook(setup, 'pre-freeze-script', ['freeze']);
   await waitFor('window.blocked in the log', () => (events(readLog(setup)).includes('window.blocked') ? true : undefined));
+  return { setup, bystanders, blocker, freeze };
+}
+
+/** The worker doing a freeze for the agent's process (src/snapshot/waiter.ts), from the log. */
+function workerPid(setup: HookSetup, freeze: Spawned): number {
+  const worker = workerOf(readLog(setup), freeze.child.pid);
+  assert.ok(worker !== undefined, `the log names freeze's worker: ${events(readLog(setup)).join(', ')}`);
+  return worker;
+}
+
+test('2. SIGKILL of freeze (its worker) while it waits for a quiet moment: the agent\'s process fails at once, no holder or connection is left, and the next freeze takes over its freeze lock at once', { timeout: TEST_TIMEOUT_MS }, async (context) => {
+  const { setup, bystanders, blocker, freeze } = await freezeKeptWaiting(context);
   assert.ok(fs.existsSync(path.join(setup.runDir, 'freeze.lock')), 'the running freeze holds the freeze lock');
-  freeze.child.kill('SIGKILL');
-  const { signal } = await closedWithin(freeze, 5000);
-  assert.equal(signal, 'SIGKILL');
+  process.kill(workerPid(setup, freeze), 'SIGKILL');
+  const { code } = await closedWithin(freeze, 5000);
+  assert.equal(code, 1);
+  assert.equal(freeze.stderr(), 'freeze failed: its worker ended without an exit code (see the log)\n');
 
   assert.ok(fs.existsSync(path.join(setup.runDir, 'freeze.lock')), 'the killed freeze left its freeze lock behind (the next freeze must cope)');
   // Freeze starts its holder early (it connects while freeze waits); with freeze gone it must go too.
@@ -569,15 +583,38 @@ test('2. SIGKILL of freeze while it waits for a quiet moment: no holder or conne
   await assertNothingLeft({ bystanders });
 });
 
-test('3. SIGKILL of freeze while its holder waits for the lock: the holder gives up within lock_wait_timeout + 2 s, writers flow, writes survive', { timeout: TEST_TIMEOUT_MS }, async (context) => {
+test('2b. SIGKILL of the agent\'s process while freeze waits for a quiet moment (Google\'s timeout): its worker releases everything and its freeze lock at once, and the next freeze works', { timeout: TEST_TIMEOUT_MS }, async (context) => {
+  const { setup, bystanders, blocker, freeze } = await freezeKeptWaiting(context);
+  const worker = workerPid(setup, freeze);
+  const killedAt = Date.now();
+  freeze.child.kill('SIGKILL');
+  const { signal } = await closedWithin(freeze, 5000);
+  assert.equal(signal, 'SIGKILL');
+  await waitFor('the worker to end', () => (fs.existsSync(`/proc/${worker}`) ? undefined : true), { timeoutMs: 3000 });
+  const goneMs = Date.now() - killedAt;
+  context.diagnostic(`the worker ended ${goneMs} ms after the agent's process was killed`);
+  assert.equal(fs.existsSync(path.join(setup.runDir, 'freeze.lock')), false, 'the worker released its freeze lock');
+  assert.deepEqual(ourHolders(), []);
+  const log = readLog(setup);
+  assert.equal(lineOf(log, 'freeze.aborted')['agentPid'], freeze.child.pid);
+  assert.match(String(lineOf(log, 'freeze.failed')['error']), /^freeze aborted because the agent's process \d+ ended; nothing is held$/);
+  await waitFor('the worker\'s connection to go', async () => ((await hookConnections(bystanders.connectionIds)).length === 0 ? true : undefined), { timeoutMs: 5000 });
+  assert.equal(await tryInsert(server), 'ok');
+
+  await blocker.stop();
+  await assertFullCycle(setup);
+  await assertNothingLeft({ bystanders });
+});
+
+test('3. SIGKILL of freeze (its worker) while its holder waits for the lock: the holder gives up within lock_wait_timeout + 2 s, writers flow, writes survive', { timeout: TEST_TIMEOUT_MS }, async (context) => {
   const { setup, bystanders, writer, update, freeze } = await freezeWaitingBehindUpdate(context);
   const [holder] = ourHolders();
   assert.ok(holder !== undefined, 'the holder runs');
 
   const killedAt = Date.now();
-  freeze.child.kill('SIGKILL');
-  const { signal } = await closedWithin(freeze, 5000);
-  assert.equal(signal, 'SIGKILL');
+  process.kill(workerPid(setup, freeze), 'SIGKILL');
+  const { code } = await closedWithin(freeze, 5000);
+  assert.equal(code, 1);
   const bound = (5 + 2) * 1000;
   await waitFor('the holder and its FLUSH to be gone', async () => (ourHolders().length === 0 && (await ourStatements()).length === 0 ? true : undefined), { timeoutMs: bound });
   const goneAfter = Date.now() - killedAt;

@@ -185,6 +185,15 @@ export function lineOf(lines: readonly LogLine[], event: string, which: 'first' 
   return line;
 }
 
+/**
+ * The worker of a freeze (src/snapshot/waiter.ts): the process that does the freeze for the agent's
+ * process `agentPid`, which waits for it. Its pid is in its freeze.start line.
+ */
+export function workerOf(lines: readonly LogLine[], agentPid: number | undefined): number | undefined {
+  const start = lines.find((line) => line['event'] === 'freeze.start' && line['agentPid'] === agentPid);
+  return start === undefined ? undefined : Number(start['pid']);
+}
+
 /** The log file's JSON lines, parsed; [] when there is no log file yet. */
 export function readLog(setup: HookSetup): LogLine[] {
   let text: string;
