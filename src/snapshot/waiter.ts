@@ -38,12 +38,13 @@ const SHELL = '/bin/sh';
 const abortedBy = (signal: string): string => `freeze failed: freeze aborted by SIG${signal}; its worker releases everything it took`;
 
 /**
- * $0 is this executable, "$@" the agent's arguments. The worker gets the agent's stdout (saved on 4) and
- * stderr, and the pipe on 3; the reader exits with the code, and the waiter with the reader. The waiter
- * waits with `wait`, which a trapped signal interrupts (a foreground pipeline would defer the trap).
+ * $0 is this executable, "$@" the agent's arguments. The worker gets the agent's stdout (saved on 4; an
+ * agent may have closed it, and a failed `exec` would end sh) and stderr, and the pipe on 3; the reader
+ * exits with the code, and the waiter with the reader. The waiter waits with `wait`, which a trapped
+ * signal interrupts (a foreground pipeline would defer the trap).
  */
 const WAITER_SCRIPT = `${['TERM', 'INT', 'HUP'].map((signal) => `trap "echo '${abortedBy(signal)}' >&2; exit 1" ${signal}`).join('\n')}
-exec 4>&1
+{ command exec 4>&1; } 2>/dev/null || exec 4>/dev/null
 { "$0" "$@" 3>&1 1>&4 4>&- & } | {
   IFS= read -r code
   case $code in

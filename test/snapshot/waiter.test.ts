@@ -46,8 +46,10 @@ interface Ended {
   closedMs: number;
 }
 
-function runWaiter(worker: string, args: string[], onStart: (pid: number) => void = () => undefined): Promise<Ended> {
-  const [, ...shArgs] = waiterArguments(worker, args);
+/** `closeStdout`: the agent started us with stdout closed. */
+function runWaiter(worker: string, args: string[], onStart: (pid: number) => void = () => undefined, closeStdout = false): Promise<Ended> {
+  const [, ...waiterArgs] = waiterArguments(worker, args);
+  const shArgs = closeStdout ? ['-c', 'exec 1>&-; exec /bin/sh "$@"', 'sh', ...waiterArgs] : waiterArgs;
   const started = Date.now();
   const env = { PATH: process.env['PATH'], VMS_FREEZE_WAITER: SELF, VMS_FREEZE_AS: 'pre-freeze-script' };
   const child = spawn('/bin/sh', shArgs, { argv0: 'sh', env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -68,6 +70,12 @@ test('the worker writes to the agent\'s stdout and stderr; the waiter exits with
   const ended = await runWaiter(worker, ['freeze', 'two words']);
   assert.deepEqual([ended.code, ended.stdout, ended.stderr], [0, 'locked: freeze two words\n', 'warning: w\n']);
   assert.ok(ended.exitMs < 500 && ended.closedMs < 500, `exited after ${ended.exitMs} ms, output ended after ${ended.closedMs} ms`);
+});
+
+test('an agent that closed our stdout: the waiter and the worker go on without it', async () => {
+  const worker = shWorker('no-stdout', `echo 'locked' 2>/dev/null; echo 'to stderr' >&2; echo 0 >&3`);
+  const ended = await runWaiter(worker, [], undefined, true);
+  assert.deepEqual([ended.code, ended.stdout, ended.stderr], [0, '', 'to stderr\n']);
 });
 
 test('exits with any code the worker gives, with or without a newline', async () => {
