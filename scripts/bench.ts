@@ -844,8 +844,9 @@ async function measurePileup(server: TestServer, setup: HookSetup, tail: LogTail
           locked = freeze.code === 0;
           if (locked) frozen = setup;
           const entries = tail.read();
+          const worker = logPid(entries, freeze.pid);
           attempts = Number(logEvent(entries, freeze.pid, 'lock.acquired')?.['attempts'] ?? NaN);
-          lockTimeouts = entries.filter((entry) => entry['pid'] === logPid(entries, freeze.pid) && (entry['event'] === 'lock.timeout' || entry['event'] === 'lock.abandoned')).length;
+          lockTimeouts = entries.filter((entry) => entry['pid'] === worker && (entry['event'] === 'lock.timeout' || entry['event'] === 'lock.abandoned')).length;
           const stallMs = writer.longestStallIn(from, to);
           if (locked) await thawOnce(setup);
           samples.push({ variant, stallMs, freezeMs: to - from, locked, attempts, lockTimeouts, longStatementMs: (await longDone) - longStarted, typicalInsertMs: typical });
