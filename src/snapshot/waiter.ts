@@ -137,13 +137,21 @@ export class Waiter {
    * agent that reads them to EOF must not wait for the end of our runtime. Nothing is written after this.
    */
   exit(code: number): void {
-    for (const fd of [1, 2, this.codeFd]) {
-      try {
-        if (fd === this.codeFd) fs.writeSync(fd, `${code}\n`);
-        fs.closeSync(fd);
-      } catch {
-        // gone already: nobody is waiting for it
-      }
+    closeQuietly(1);
+    closeQuietly(2);
+    try {
+      fs.writeSync(this.codeFd, `${code}\n`);
+    } catch {
+      // the waiter is gone: nobody is waiting for the code
     }
+    closeQuietly(this.codeFd);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // closed already
   }
 }
