@@ -13,8 +13,12 @@ export interface NaiveHook {
   thaw: string;
 }
 
-/** Writes the two scripts, the client's option file (the password is in no argv) and the FIFO's directory. */
-export function writeNaiveHook(directory: string, client: string, server: { socket: string; user: string; password: string }): NaiveHook {
+/**
+ * Writes the two scripts, the client's option file (the password is in no argv) and the FIFO's directory.
+ * `thenRuntime`: an executable that thaw execs (with --version) right after its FIFO write, to measure what a
+ * runtime starting beside the release costs the writers, as ours does (`npm run bench -- --naive-thaw-runtime`).
+ */
+export function writeNaiveHook(directory: string, client: string, server: { socket: string; user: string; password: string }, thenRuntime?: string): NaiveHook {
   fs.mkdirSync(directory, { recursive: true, mode: 0o700 });
   const options = path.join(directory, 'client.cnf');
   fs.writeFileSync(options, `[client]\nsocket=${server.socket}\nuser=${server.user}\npassword="${server.password.replace(/["\\]/g, '\\$&')}"\n`, { mode: 0o600 });
@@ -35,6 +39,7 @@ until grep -q naive-locked '${out}' 2>/dev/null; do sleep 0.005; done
 `,
     { mode: 0o700 },
   );
-  fs.writeFileSync(thaw, `#!/bin/bash\nprintf 'UNLOCK TABLES;\\nquit\\n' > '${fifo}'\n`, { mode: 0o700 });
+  const runtime = thenRuntime === undefined ? '' : `exec '${thenRuntime}' --version >/dev/null\n`;
+  fs.writeFileSync(thaw, `#!/bin/bash\nprintf 'UNLOCK TABLES;\\nquit\\n' > '${fifo}'\n${runtime}`, { mode: 0o700 });
   return { freeze, thaw };
 }
