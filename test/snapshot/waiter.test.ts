@@ -154,8 +154,10 @@ test('a waiter is gone once its process is, and a process with its pid but anoth
 });
 
 test('a zombie waiter (ended, not yet reaped by the agent) is gone', async () => {
-  // sh starts `true` and becomes `sleep`, which never reaps it: a zombie for a second.
-  const parent = spawn('/bin/sh', ['-c', 'true & echo $!; exec sleep 1'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // A parent that forks a child which exits at once, and never reaps it: a zombie for a second. Perl
+  // (perl-base, essential in Debian) waits for nothing it is not asked to; sh (`true & exec sleep 1`) could
+  // reap the child before its exec, and did once in CI.
+  const parent = spawn('/usr/bin/perl', ['-e', '$| = 1; my $pid = fork() // die; exit 0 if $pid == 0; print "$pid\\n"; sleep 1'], { stdio: ['ignore', 'pipe', 'ignore'] });
   const pid = Number(await new Promise<string>((resolve) => parent.stdout.setEncoding('utf8').once('data', resolve)));
   await waitFor('the zombie', () => (/^\S+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1')) ? true : undefined), { timeoutMs: 2000 });
   assert.equal(startTimeOf(pid), null);
