@@ -5,7 +5,7 @@
  * spellings differ between MySQL, MariaDB and their versions; columns are matched by name, both spellings.
  */
 import type { RowDataPacket } from 'mysql2/promise';
-import { formatPosition, GALERA_POSITION_STATEMENT, parseGaleraPosition, readGaleraPosition, type GaleraPosition } from './galera';
+import { formatPosition, GALERA_LOCKED_STATEMENT, parseGaleraLocked, readGaleraLocked, type GaleraLocked, type GaleraPosition, type GaleraState } from './galera';
 import { printable } from './printable';
 import type { Session } from './session';
 import { ER_PARSE_ERROR, firstAccepted } from './statements';
@@ -40,6 +40,8 @@ export interface Coordinates {
   replicationUnknown?: string;
   /** a Galera node: its cluster state uuid and the seqno of its last committed write-set, under the lock */
   galera?: GaleraPosition;
+  /** a Galera node: wsrep_local_state under the lock (2, Donor/Desynced, once the lock has desynced it) */
+  galeraState?: GaleraState | null;
 }
 
 const ER_SPECIFIC_ACCESS_DENIED = 1227;
@@ -91,14 +93,18 @@ export async function probeReplication(session: Session): Promise<ReplicationPro
 /** `galera`: the server is a Galera node (freeze asked before locking): its position is read as well. */
 export async function readCoordinates(session: Session, replication: ReplicationProbe = { kind: 'replica' }, galera = false): Promise<Coordinates> {
   const coordinates = session.server.isMariaDB ? await readMariadbPosition(session, galera) : await readMysqlPosition(session);
-  if (galera && coordinates.galera === undefined) await addGalera(session, coordinates);
+  if (galera && coordinates.galeraState === undefined) await addGalera(session, coordinates);
   await addReplication(session, coordinates, replication);
   return coordinates;
 }
 
 async function addGalera(session: Session, coordinates: Coordinates): Promise<void> {
-  const position = await readGaleraPosition(session);
+  setGalera(coordinates, await readGaleraLocked(session));
+}
+
+function setGalera(coordinates: Coordinates, { position, state }: GaleraLocked): void {
   if (position !== null) coordinates.galera = position;
+  coordinates.galeraState = state;
 }
 
 const MARIADB_GTID = 'SELECT @@global.gtid_binlog_pos AS binlogPos, @@global.gtid_slave_pos AS slavePos';
@@ -111,10 +117,9 @@ async function readMariadbPosition(session: Session, galera: boolean): Promise<C
   const [usual] = binlogStatusStatements(true);
   if (session.multipleStatements) {
     try {
-      const [results] = await session.connection.query<RowDataPacket[][]>(`${usual}; ${MARIADB_GTID}${galera ? `; ${GALERA_POSITION_STATEMENT}` : ''}`);
+      const [results] = await session.connection.query<RowDataPacket[][]>(`${usual}; ${MARIADB_GTID}${galera ? `; ${GALERA_LOCKED_STATEMENT}` : ''}`);
       const coordinates = mariadbCoordinates(results[0] ?? [], results[1]?.[0]);
-      const position = galera ? parseGaleraPosition(results[2] ?? []) : null;
-      if (position !== null) coordinates.galera = position;
+      if (galera) setGalera(coordinates, parseGaleraLocked(results[2] ?? []));
       return coordinates;
     } catch (error) {
       if (errno(error) !== ER_PARSE_ERROR) throw error; // the other spelling, one statement at a time

@@ -65,8 +65,24 @@ function inList(names: readonly string[]): string {
   return names.map((name) => `'${name}'`).join(', ');
 }
 
-/** The position, in one statement: the holder runs it under the lock, with the binary-log status. */
-export const GALERA_POSITION_STATEMENT = `SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_uuid', 'wsrep_last_committed')`;
+/**
+ * The position and the node's state, in one statement: the holder runs it under the lock, with the
+ * binary-log status. The state tells whether the lock desynced the node (see desyncRefusal).
+ */
+export const GALERA_LOCKED_STATEMENT = `SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_uuid', 'wsrep_last_committed', 'wsrep_local_state', 'wsrep_local_state_comment')`;
+
+/** wsrep_local_state, with its comment */
+export interface GaleraState {
+  localState: number;
+  comment: string;
+}
+
+/** What the holder reads of a Galera node under the lock. */
+export interface GaleraLocked {
+  position: GaleraPosition | null;
+  /** null if the server did not say */
+  state: GaleraState | null;
+}
 
 /** Name -> value of SHOW VARIABLES / SHOW STATUS rows, names in lower case. */
 export function nameValues(rows: readonly Row[]): Map<string, string> {
@@ -186,10 +202,35 @@ export function parseGaleraPosition(rows: readonly Row[]): GaleraPosition | null
   return { uuid, seqno };
 }
 
-/** The node's position, on a session of its own (the holder's, under the lock). */
-export async function readGaleraPosition(session: Session): Promise<GaleraPosition | null> {
-  const [rows] = await session.connection.query<RowDataPacket[]>(GALERA_POSITION_STATEMENT);
-  return parseGaleraPosition(rows);
+export function parseGaleraLocked(rows: readonly Row[]): GaleraLocked {
+  const values = nameValues(rows);
+  const localState = Number(values.get('wsrep_local_state') ?? Number.NaN);
+  const state = Number.isInteger(localState) ? { localState, comment: values.get('wsrep_local_state_comment') ?? GALERA_STATES[localState] ?? 'unknown' } : null;
+  return { position: parseGaleraPosition(rows), state };
+}
+
+/** The node's position and state, on a session of its own (the holder's, under the lock). */
+export async function readGaleraLocked(session: Session): Promise<GaleraLocked> {
+  const [rows] = await session.connection.query<RowDataPacket[]>(GALERA_LOCKED_STATEMENT);
+  return parseGaleraLocked(rows);
+}
+
+/**
+ * Why a lock just taken must be given back at once, or undefined if it may be kept. The server desyncs
+ * the node only if its wsrep state machine counts it Synced at that moment (MariaDB's sql/lock.cc,
+ * make_global_read_lock_block_commit); otherwise it only pauses it. A node paused but not desynced stops
+ * applying and still takes part in flow control: once its receive queue passes gcs.fc_limit, every node
+ * of the cluster stops committing until the release. Freeze looked at the node before, but its state can
+ * change between that look and the lock (a state transfer it donated ends, a desync is lifted: Donor ->
+ * Joined -> Synced). Under the lock, a desynced node reads Donor/Desynced (2). A state the server did not
+ * report is no reason to refuse.
+ */
+export function desyncRefusal(state: GaleraState | null | undefined): string | undefined {
+  if (state === null || state === undefined || state.localState === 2) return undefined;
+  return (
+    `the lock did not desync this Galera node (wsrep_local_state = ${state.localState}, ${state.comment}, under the lock): ` +
+    'it was paused but still takes part in flow control, so holding it would stall every node of the cluster; it was released at once'
+  );
 }
 
 /** grastate.dat as Galera writes it (saved_state.cpp): the state a node restored from the snapshot starts from. */

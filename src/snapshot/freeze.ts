@@ -250,7 +250,7 @@ async function stopAppliersLogged(session: Session, logger: Logger, deadline: De
   return stopped.restart;
 }
 
-type Attempt = { result: 'locked'; coordinates: Coordinates; waitedMs: number } | { result: 'timeout' };
+type Attempt = { result: 'locked'; coordinates: Coordinates; waitedMs: number } | { result: 'timeout' } | { result: 'refused'; reason: string };
 
 /** What a lookup found: the report and the advice drawn from it. */
 interface LockWait {
@@ -289,8 +289,8 @@ class Freezer {
   /** who holds up a statement we wait for in the quiet-moment poll (e.g. an ALTER behind an idle transaction) */
   private windowWait: LockWait | undefined;
   private windowLookupAt: Deadline | undefined;
-  /** what ended the last try: a statement running in the quiet-moment poll, or the lock timing out */
-  private lastObstacle: 'window' | 'lock' | undefined;
+  /** what ended the last try: a statement running in the quiet-moment poll, the lock timing out, or a lock given back */
+  private lastObstacle: 'window' | 'lock' | { refused: string } | undefined;
   private readonly deadline: Deadline;
 
   constructor(
@@ -357,7 +357,7 @@ class Freezer {
       }
       // The next holder starts now, so that it is ready when the next quiet moment comes.
       this.holder = startHolder(this.settings, this.attempts + 1);
-      this.lastObstacle = 'lock';
+      this.lastObstacle = attempt.result === 'refused' ? { refused: attempt.reason } : 'lock';
       this.saveProgress('waiting');
       await this.pause(Math.min(RETRY_PAUSE_MS, deadline.remainingMs()));
     }
@@ -498,6 +498,11 @@ class Freezer {
         this.logTimeout(event.message);
         await this.stopHolder(holder);
         return { result: 'timeout' };
+      }
+      if (event.type === 'refused') {
+        await this.stopHolder(holder);
+        this.logger.warn({ event: 'lock.refused', attempt: this.attempts, reason: event.reason }, `lock attempt ${this.attempts}: ${event.reason}; trying again at the next quiet moment`);
+        return { result: 'refused', reason: event.reason };
       }
       return await this.unexpected(holder, event);
     } finally {
@@ -661,6 +666,9 @@ class Freezer {
    */
   private timeoutError(): HookError {
     const head = `no lock within freeze_timeout (${this.settings.freezeTimeout} s) after ${this.attempts} attempt(s)`;
+    if (typeof this.lastObstacle === 'object') {
+      return new HookError('FREEZE_TIMEOUT', `${head}: at the last attempt ${this.lastObstacle.refused}. Wait until the node is Synced (wsrep_local_state = 4) and freeze again`);
+    }
     const wait = this.lastObstacle === 'lock' ? this.lockTimeoutWait : this.windowWait;
     const blockers = this.lastBlockers.slice(0, 3).map((row) => `thread ${row.id} (${serverText(row.user, 64)}, ${(row.timeMs / 1000).toFixed(0)} s): ${statementPreview(row.info, 80)}`);
     const running = this.lastObstacle === 'window' && blockers.length > 0 ? `; still running: ${blockers.join('; ')}` : '';

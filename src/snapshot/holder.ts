@@ -9,6 +9,7 @@ import net = require('node:net');
 import path = require('node:path');
 import { Channel } from './channel';
 import { readCoordinates, readCoordinatesFromLogStatus, type Coordinates } from '../server/coordinates';
+import { desyncRefusal } from '../server/galera';
 import { ThawWatch } from './fsthaw';
 import { ThawStartWatch } from './thawstart';
 import { describedSession, openLink, serverError, withSession, type Link, type Session } from '../server/session';
@@ -211,6 +212,12 @@ class Holder {
     } catch (error) {
       for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
       return this.fail(error, false);
+    }
+    const refusal = request.galera ? desyncRefusal(coordinates.galeraState) : undefined;
+    if (refusal !== undefined) {
+      for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
+      await this.send({ type: 'refused', reason: refusal });
+      return void this.stop('aborted', refusal);
     }
     this.lastStatementAt = Date.now();
     this.state = { ...this.state, phase: 'held', lockedAt, coordinates };

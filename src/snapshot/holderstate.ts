@@ -140,7 +140,9 @@ export type FromHolder =
   /** the id the server gave the holder's connection (in its handshake) */
   | { type: 'connected'; connectionId: number }
   | { type: 'locked'; coordinates: Coordinates; lockedAt: number; waitedMs: number }
-  | { type: 'failed'; code: ErrorCode; message: string; timedOut: boolean };
+  | { type: 'failed'; code: ErrorCode; message: string; timedOut: boolean }
+  /** locked, but in a way that must not be kept (a Galera node not desynced): released at once; try again later */
+  | { type: 'refused'; reason: string };
 
 /** How long the lock was (or has been) held, in ms; null if it never was. */
 export function heldMs(state: Pick<HolderState, 'lockedAt' | 'releasedAt'>, now = Date.now()): number | null {

@@ -15,6 +15,8 @@ import {
   isDonorNow,
   joinSteps,
   lockEffect,
+  desyncRefusal,
+  parseGaleraLocked,
   parseGaleraNode,
   parseGaleraPosition,
   parseSize,
@@ -134,6 +136,31 @@ test('the position, grastate.dat and the steps to join, in the coordinates and c
   assert.equal(record.galera?.position, `${UUID}:2238`);
   assert.equal(record.galera?.grastate, grastate({ uuid: UUID, seqno: 2238 }));
   assert.equal(coordinatesRecord({ server: '10.11', isMariaDB: true, lockMode: 'ftwrl', exact: true, coordinates: { binlog: null, gtid: null } }).galera, undefined);
+});
+
+test('under the lock: a node the lock desynced is kept; one it only paused (it was not Synced at that moment) is given back', () => {
+  const locked = (localState: string, comment: string) =>
+    parseGaleraLocked([
+      { Variable_name: 'wsrep_local_state_uuid', Value: UUID },
+      { Variable_name: 'wsrep_last_committed', Value: '2238' },
+      { Variable_name: 'wsrep_local_state', Value: localState },
+      { Variable_name: 'wsrep_local_state_comment', Value: comment },
+    ]);
+  const desynced = locked('2', 'Donor/Desynced');
+  assert.deepEqual(desynced, { position: { uuid: UUID, seqno: 2238 }, state: { localState: 2, comment: 'Donor/Desynced' } });
+  assert.equal(desyncRefusal(desynced.state), undefined);
+  // MariaDB's make_global_read_lock_block_commit only pauses a node whose wsrep state is not Synced: it
+  // then reads Synced or Joined under the lock, and holding it would stall the cluster by flow control.
+  for (const [state, comment] of [['4', 'Synced'], ['3', 'Joined']] as const) {
+    assert.equal(
+      desyncRefusal(locked(state, comment).state),
+      `the lock did not desync this Galera node (wsrep_local_state = ${state}, ${comment}, under the lock): it was paused but still takes part in flow control, so holding it would stall every node of the cluster; it was released at once`,
+    );
+  }
+  const unreported = parseGaleraLocked([{ Variable_name: 'wsrep_local_state_uuid', Value: UUID }, { Variable_name: 'wsrep_last_committed', Value: '7' }]);
+  assert.deepEqual(unreported, { position: { uuid: UUID, seqno: 7 }, state: null });
+  assert.equal(desyncRefusal(unreported.state), undefined, 'a state the server did not report is no reason to give the lock back');
+  assert.equal(desyncRefusal(undefined), undefined, 'no Galera node');
 });
 
 test('doctor: the gcache against the write rate since start, and how long an image can wait to join by IST', () => {
