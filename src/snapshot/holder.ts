@@ -26,6 +26,16 @@ import { HookError } from '../errors';
 /** ER_LOCK_WAIT_TIMEOUT, ER_STATEMENT_TIMEOUT (MariaDB max_statement_time), ER_QUERY_TIMEOUT (MySQL) */
 const LOCK_TIMEOUT_ERRNOS = new Set([1205, 1969, 3024]);
 const START_MESSAGE_TIMEOUT_MS = 10_000;
+/**
+ * Released at thaw's start or at the filesystem thaw, nobody waits for our end, and the writers we freed
+ * resume right then, beside thaw's runtime starting. What is left to us (closing our connection, which
+ * the server tears down; the logger; logging; the runtime's end: 10-15 ms of CPU) would take a core from
+ * them, so it waits this long first. Measured with the logger loaded at our start: the writer through
+ * 7.4-8.9 ms after thaw's exec instead of 11.4-13.3 (BENCHMARKS.md, #20). thaw waits for our end, but its
+ * own runtime takes longer than this to get there.
+ */
+const WRITERS_FIRST_MS = 25;
+const UNAWAITED_RELEASES: ReadonlySet<ReleaseReason | undefined> = new Set(['thaw_started', 'filesystem_thaw']);
 
 export async function runHolder(): Promise<number> {
   const channel = Channel.ofHolder<ToHolder, FromHolder>();
@@ -148,7 +158,12 @@ class Holder {
   private async connect(): Promise<void> {
     try {
       // Several statements per query: the coordinates in one round trip while writers wait.
-      this.link = await openLink(this.start.client, { multipleStatements: true });
+      const linking = openLink(this.start.client, { multipleStatements: true });
+      // The logger is used only after the release, but loaded now, while the connection is made: loading
+      // it then would take a core from the writers just freed (WRITERS_FIRST_MS). Loading only reads (from the
+      // executable itself when packaged) and writes nothing.
+      import('../log').catch(() => undefined);
+      this.link = await linking;
     } catch (error) {
       return this.fail(error, false);
     }
@@ -371,6 +386,7 @@ class Holder {
 
   /** After the release: from here on we may write to disk. */
   private async finish(detail: string): Promise<void> {
+    if (UNAWAITED_RELEASES.has(this.state.releaseReason)) await new Promise((resolve) => setTimeout(resolve, WRITERS_FIRST_MS));
     await this.link?.close();
     this.claim?.close();
     const { phase } = this.state;
