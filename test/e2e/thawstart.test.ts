@@ -74,6 +74,36 @@ test('freezeFail under a backupScripts.d name ends the hold at its start too', a
   assert.equal(last.thawStart?.operation, 'freezeFail');
 });
 
+// Every agent's thaw entry point, as its agent runs it: the Google, Azure, Nutanix and Veeam post scripts
+// are sh wrappers that exec the agent's link (install.sh writes them so); the SSM document of AWS runs the
+// link from sh; qemu-ga's fsfreeze-hook runs hook.d/mysql as a child. The wrapper's PID is first a shell,
+// then our executable: the watch must follow it through the exec.
+for (const [name, args] of [
+  ['gcp-hook', ['1/2,3/4']],
+  ['azure-hook', []],
+  ['nutanix-hook', []],
+  ['veeam-hook', []],
+  ['aws-hook', []],
+  ['mysql', []],
+] as const) {
+  test(`${name} thaw, exec'd by its agent's wrapper, ends the hold at its start too`, async (context) => {
+    const setup = newSetup(context);
+    if (!fs.existsSync(path.join(setup.binDir, name))) fs.symlinkSync(EXECUTABLE, path.join(setup.binDir, name));
+    const wrapper = `${name}.post.sh`;
+    fs.writeFileSync(path.join(setup.binDir, wrapper), `#!/bin/sh\nexec ${path.join(setup.binDir, name)} thaw "$@"\n`, { mode: 0o700 });
+    const frozen = await runHook(setup, name, ['freeze', ...args]);
+    assert.equal(frozen.code, 0, frozen.stderr);
+    assert.equal(await tryInsert(server), 'ER_LOCK_WAIT_TIMEOUT', 'held');
+    const thawed = await runHook(setup, wrapper, [...args]);
+    assert.equal(thawed.code, 0, thawed.stderr);
+    const last = lastRun(setup);
+    assert.equal(last.releaseReason, 'thaw_started');
+    assert.equal(last.thawStart?.name, name);
+    assert.equal(last.thawStart?.operation, 'thaw');
+    assert.equal(await tryInsert(server), 'ok');
+  });
+}
+
 test('status, a thaw for another configuration file, and a thaw by another user leave the lock held', async (context) => {
   const setup = newSetup(context);
   await freeze(setup);

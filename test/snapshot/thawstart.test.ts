@@ -1,6 +1,7 @@
 /** Which process is a thaw of ours (src/snapshot/thawstart.ts), from what /proc says of it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { PROFILES } from '../../src/agents/profiles';
 import { execInProgress, thawOperation, type Own, type ProcessView } from '../../src/snapshot/thawstart';
 
 const OWN: Own = { exe: '/usr/local/sbin/vmware-mysql-snapshot', uid: 0, configFile: '/etc/vmware-mysql-snapshot.cnf' };
@@ -11,6 +12,11 @@ test('a thaw or freezeFail of our executable, user and configuration, under any 
   assert.equal(thawOperation({ ...THAW, argv: ['/usr/sbin/post-thaw-script', 'freezeFail', 'arg'] }, OWN), 'freezeFail');
   assert.equal(thawOperation({ ...THAW, argv: ['/etc/vmware-tools/backupScripts.d/50-mysql', 'thaw'] }, OWN), 'thaw');
   assert.equal(thawOperation({ ...THAW, argv: ['/etc/qemu/fsfreeze-hook.d/mysql', 'thaw'] }, OWN), 'thaw');
+  for (const profile of PROFILES) {
+    for (const rule of profile.names.filter((each) => each.operations.includes('thaw'))) {
+      assert.equal(thawOperation({ ...THAW, argv: [`/usr/local/libexec/vmware-mysql-snapshot/${rule.name}`, 'thaw'] }, OWN), 'thaw', `${profile.id}: ${rule.name} thaw`);
+    }
+  }
 });
 
 test('anything else is not: freeze, status, the holder, another executable, user or configuration', () => {
