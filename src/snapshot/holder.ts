@@ -37,6 +37,14 @@ const START_MESSAGE_TIMEOUT_MS = 10_000;
 const WRITERS_FIRST_MS = 25;
 const UNAWAITED_RELEASES: ReadonlySet<ReleaseReason | undefined> = new Set(['thaw_started', 'filesystem_thaw']);
 
+/**
+ * Ends a lock just taken that is not kept (its coordinates unread, a Galera node not desynced, its state
+ * unsaved). Errors are ignored: the lock also ends with the connection, which the caller closes.
+ */
+async function giveBack(session: Session, plan: LockPlan): Promise<void> {
+  for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
+}
+
 export async function runHolder(): Promise<number> {
   const channel = Channel.ofHolder<ToHolder, FromHolder>();
   if (channel === undefined) {
@@ -225,12 +233,12 @@ class Holder {
           ? await readCoordinatesFromLogStatus(session, request.replication, request.galera)
           : await readCoordinates(session, request.replication, request.galera);
     } catch (error) {
-      for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
+      await giveBack(session, plan);
       return this.fail(error, false);
     }
     const refusal = request.galera ? desyncRefusal(coordinates.galeraState) : undefined;
     if (refusal !== undefined) {
-      for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
+      await giveBack(session, plan);
       await this.send({ type: 'refused', reason: refusal });
       return void this.stop('aborted', refusal);
     }
@@ -240,7 +248,7 @@ class Holder {
       this.saveState();
     } catch (error) {
       // Held but unrecorded: thaw could not tell this lock from none. Release it and say why.
-      for (const statement of plan.unlock) await session.connection.query(statement).catch(() => undefined);
+      await giveBack(session, plan);
       this.state = { ...this.state, phase: 'locking' };
       return this.fail(error, false);
     }
