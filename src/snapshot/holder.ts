@@ -401,7 +401,7 @@ class Holder {
     // A holder never told to lock has nothing of its own to tell: whatever stopped it (a refused login,
     // freeze gone) reaches freeze, which logs it; a line here would only repeat it, and out of order.
     if (this.plan === undefined) return this.resolveDone(1);
-    const { createLogger } = await import('../log'); // loaded only now: nothing is logged before the release
+    const { createLogger } = await import('../log'); // loaded at our start (connect), created only now: nothing is logged before the release
     const logger = createLogger(this.start.logFile, 'hold');
     const { filesystemFreeze } = this.state;
     const fields = { heldMs: heldMs(this.state), coordinates: this.state.coordinates, reason: this.state.releaseReason, filesystemFreeze };
