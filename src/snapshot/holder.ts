@@ -254,6 +254,7 @@ class Holder {
     }
     // A Node timer runs on the monotonic clock: a wall-clock step does not move max_lock_time.
     this.expiryTimer = setTimeout(() => void this.stop('expired', `max_lock_time (${maxLockTime} s) reached`), maxLockTime * 1000);
+    this.markForThawStart();
     void this.send({ type: 'locked', coordinates, lockedAt, waitedMs });
   }
 
@@ -275,10 +276,12 @@ class Holder {
 
   /**
    * Where no filesystem is frozen, the hold ends when the agent starts thaw: seen from here at its exec,
-   * not when its runtime is up and asks (src/snapshot/thawstart.ts).
+   * not when its runtime is up and asks (src/snapshot/thawstart.ts). The processes running at the lock are
+   * noted before freeze learns of it: the agent may start thaw before freeze's acknowledgement reaches us
+   * (3 in 144 cycles of test/e2e/thawstart.test.ts, where thaw follows freeze at once), and a
+   * watch that noted the processes only then would count that thaw as already there and miss it.
    */
-  private watchForThawStart(): void {
-    if (this.state.phase !== 'held' || this.releasing !== undefined) return;
+  private markForThawStart(): void {
     const watch = new ThawStartWatch(this.start.configFile, (start) => {
       // Released this way, we are gone before thaw looks: it learns how the hold went from our final state
       // in run_dir, so only while our record there stands (not replaced, removed, or run_dir moved away).
@@ -287,7 +290,13 @@ class Holder {
       this.state = { ...this.state, thawStart: start };
       void this.stop('thaw_started', `${start.name} ${start.operation} started (pid ${start.pid})`);
     });
-    if (watch.start()) this.thawStartWatch = watch;
+    if (watch.mark()) this.thawStartWatch = watch;
+  }
+
+  /** Once freeze has acknowledged the lock: from then on a thaw's exec ends the hold. */
+  private watchForThawStart(): void {
+    if (this.state.phase !== 'held' || this.releasing !== undefined) return;
+    this.thawStartWatch?.start();
   }
 
   private async fail(error: unknown, timedOut: boolean): Promise<void> {

@@ -83,14 +83,22 @@ export class ThawStartWatch {
     this.own = { exe: fs.readlinkSync('/proc/self/exe'), uid: process.getuid?.() ?? 0, configFile };
   }
 
-  /** Starts watching; false if this machine's /proc cannot tell (thaw's request then ends the hold). */
-  start(): boolean {
+  /**
+   * Notes the processes running now, at the lock, before freeze learns of it: every process started after
+   * this is judged once watching starts, a thaw the agent started before freeze's acknowledgement reached
+   * us included. False if this machine's /proc cannot tell (thaw's request then ends the hold).
+   */
+  mark(): boolean {
     this.lastPid = lastPid();
     const pids = processIds();
     if (this.lastPid === undefined || pids === undefined) return false;
     this.known = pids;
-    this.timer = setInterval(() => this.poll(), POLL_MS);
     return true;
+  }
+
+  /** Starts watching (freeze has acknowledged the lock), from what mark() noted. */
+  start(): void {
+    this.timer = setInterval(() => this.poll(), POLL_MS);
   }
 
   stop(): void {
